@@ -1,0 +1,3 @@
+from taxifare_cli.cli.main import run
+
+run()

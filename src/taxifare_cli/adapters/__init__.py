@@ -1,0 +1,1 @@
+"""Backends of the ports: one module per backend."""

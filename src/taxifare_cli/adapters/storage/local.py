@@ -1,0 +1,169 @@
+"""LocalStore: raw CSV files in a directory, with a small manifest per file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taxifare_cli.adapters.storage.csv_chunks import (
+    count_rows,
+    file_opener,
+    iter_csv_chunks,
+    sha256_file,
+)
+from taxifare_cli.core.schema import parse_dataset_name
+from taxifare_cli.errors import ConfigError, NotFoundError
+from taxifare_cli.ports import DatasetInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from taxifare_cli.core.cleaning import CleaningRules
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON through a temporary file in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalStore:
+    """`<dir>/<name>.csv`, described by `<dir>/.manifest/<name>.json`."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{parse_dataset_name(name)}.csv"
+
+    def _manifest(self, name: str) -> Path:
+        return self.root / ".manifest" / f"{name}.json"
+
+    def ensure_writable(self) -> None:
+        """Create the directory or raise a ConfigError that says how to fix it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe.", delete=True)
+            probe.close()
+        except OSError as e:
+            raise ConfigError(
+                f"data directory {self.root} is not writable: {e.strerror}",
+                hint="set data.local_path (env LOCAL_DATA_PATH) to a directory you can write",
+            ) from e
+
+    def describe(self, name: str) -> DatasetInfo | None:
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        meta: dict[str, Any] = {}
+        manifest = self._manifest(path.stem)
+        if manifest.is_file():
+            try:
+                meta = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                meta = {}
+        if meta.get("bytes") != stat.st_size:  # changed behind our back: describe what is there
+            meta = {"rows": count_rows(path), "checksum": sha256_file(path), "source": "local"}
+        return DatasetInfo(
+            name=path.stem,
+            rows=meta.get("rows"),
+            bytes=stat.st_size,
+            updated=datetime.fromtimestamp(stat.st_mtime, UTC),
+            location=str(path),
+            checksum=meta.get("checksum"),
+            source=meta.get("source"),
+        )
+
+    def list(self) -> list[DatasetInfo]:
+        if not self.root.is_dir():
+            return []
+        infos = []
+        for path in sorted(self.root.glob("*.csv")):
+            try:
+                parse_dataset_name(path.stem)
+            except ValueError:
+                continue  # not one of ours
+            info = self.describe(path.stem)
+            if info is not None:
+                infos.append(info)
+        return infos
+
+    def read_chunks(
+        self, name: str, chunk_size: int, *, rules: CleaningRules | None = None
+    ) -> Iterator[pd.DataFrame]:
+        path = self.path(name)
+        if not path.is_file():
+            raise NotFoundError(
+                f"{path.stem} is not in {self.root}",
+                hint=f"fetch it first: taxifare data fetch --size/--month {path.stem.split('_', 1)[1]}",
+            )
+        return iter_csv_chunks(file_opener(path), chunk_size, name=path.stem)
+
+    def put(self, name: str, csv_path: Path, *, source: str) -> DatasetInfo:
+        """Move (same disk) or copy `csv_path` into place; a no-op if identical."""
+        target = self.path(name)
+        self.ensure_writable()
+        checksum = sha256_file(csv_path)
+        current = self.describe(name)
+        if current is not None and current.checksum == checksum:
+            if csv_path.parent.resolve() == self.root.resolve() and csv_path != target:
+                csv_path.unlink(missing_ok=True)  # our own staging file: not needed
+            return current
+        rows = count_rows(csv_path)
+        if csv_path.parent.resolve() == self.root.resolve():
+            os.replace(csv_path, target)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=self.root)
+            os.close(fd)
+            try:
+                shutil.copyfile(csv_path, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        size = target.stat().st_size
+        write_json_atomic(
+            self._manifest(target.stem),
+            {
+                "rows": rows,
+                "bytes": size,
+                "checksum": checksum,
+                "source": source,
+                "updated": datetime.now(UTC).isoformat(),
+            },
+        )
+        info = self.describe(name)
+        assert info is not None
+        return info
+
+    def delete(self, name: str) -> bool:
+        path = self.path(name)
+        existed = path.is_file()
+        path.unlink(missing_ok=True)
+        self._manifest(path.stem).unlink(missing_ok=True)
+        return existed
+
+    def staging_path(self, name: str) -> Path:
+        """A temporary file beside the target, so the final rename stays on one disk."""
+        self.ensure_writable()
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.root)
+        os.close(fd)
+        return Path(tmp)

@@ -1,0 +1,1 @@
+"""Pure computation on DataFrames and arrays: no I/O, no settings."""

@@ -1,0 +1,69 @@
+"""Domain errors. Each carries the exit code the CLI maps it to (see DESIGN.md).
+
+Services raise these with a message that says what went wrong and what to do;
+the CLI prints the message on one line and exits with the code.
+"""
+
+from __future__ import annotations
+
+
+class TaxifareError(Exception):
+    """Base of every error the tool expects; anything else is a bug (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(TaxifareError):
+    """The command line asked for something that cannot be (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(TaxifareError):
+    """The settings are missing, malformed or contradictory (exit 3)."""
+
+    exit_code = 3
+
+
+class DataError(TaxifareError):
+    """Input data is missing, malformed, or unusable (exit 4)."""
+
+    exit_code = 4
+
+
+class NotFoundError(DataError):
+    """A dataset, model version or stage that does not exist (exit 4)."""
+
+
+class ServiceError(TaxifareError):
+    """An external service could not be reached or refused (exit 5)."""
+
+    exit_code = 5
+
+
+class MissingExtraError(ConfigError):
+    """A backend was chosen whose optional dependencies are not installed (exit 3)."""
+
+    def __init__(self, backend: str, extra: str) -> None:
+        super().__init__(
+            f"the {backend!r} backend needs optional packages that are not installed",
+            hint=f"pip install 'taxifare[{extra}]'",
+        )
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "done",
+    1: "unexpected failure",
+    2: "usage",
+    3: "configuration",
+    4: "bad input data",
+    5: "external service unreachable or refused",
+}

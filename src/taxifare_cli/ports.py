@@ -1,0 +1,241 @@
+"""The seams between services and the outside world, and the records they pass.
+
+Each Protocol is implemented once per backend in `adapters/`; `bootstrap.py`
+chooses which. Services depend only on what is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from taxifare_cli.core.cleaning import CleaningRules
+
+Stage = Literal["None", "Staging", "Production", "Archived"]
+STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a store holds under one dataset name."""
+
+    name: str
+    rows: int | None
+    bytes: int | None
+    updated: datetime | None
+    location: str
+    checksum: str | None = None  # "sha256:<hex>" of the CSV bytes when known
+    source: str | None = None  # where the rows came from: a URL, "synthetic", "local"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "updated": self.updated.isoformat() if self.updated else None,
+            "location": self.location,
+            "checksum": self.checksum,
+            "source": self.source,
+        }
+
+
+@runtime_checkable
+class DataStore(Protocol):
+    """A place raw ride files live: local disk, a bucket, a BigQuery dataset."""
+
+    kind: str  # "local", "gcs", "bigquery"
+
+    def describe(self, name: str) -> DatasetInfo | None:
+        """What is held under `name`, or None."""
+        ...
+
+    def list(self) -> list[DatasetInfo]:
+        """Every dataset held, sorted by name."""
+        ...
+
+    def read_chunks(
+        self, name: str, chunk_size: int, *, rules: CleaningRules | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Raw rides in chunks, typed as `core.schema.read_raw` does.
+
+        A store that can filter at the source may apply `rules` there (BigQuery
+        pushes them into SQL); cleaning runs again after, so ignoring them is
+        correct too. Raises NotFoundError if `name` is not held.
+        """
+        ...
+
+    def put(self, name: str, csv_path: Path, *, source: str) -> DatasetInfo:
+        """Store a raw CSV file under `name`, atomically and idempotently."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Remove `name`; True if something was removed."""
+        ...
+
+
+@dataclass
+class DataSeen:
+    """The data a model was trained or evaluated on."""
+
+    dataset: str
+    source: str
+    rows: int
+    checksum: str | None = None
+
+
+@dataclass
+class ModelVersion:
+    """One registered model version and everything recorded about it."""
+
+    version: int
+    stage: Stage
+    created_at: datetime
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # train/val DataSeen as dicts
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    package_version: str | None = None
+    git_commit: str | None = None
+    run_id: str | None = None  # tracking run (MLflow) when there is one
+    parent_version: int | None = None  # the version it was fine-tuned from
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "stage": self.stage,
+            "created_at": self.created_at.isoformat(),
+            "params": self.params,
+            "metrics": self.metrics,
+            "data": self.data,
+            "evaluations": self.evaluations,
+            "package_version": self.package_version,
+            "git_commit": self.git_commit,
+            "run_id": self.run_id,
+            "parent_version": self.parent_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelVersion:
+        return cls(
+            version=int(d["version"]),
+            stage=d.get("stage", "None"),
+            created_at=datetime.fromisoformat(d["created_at"]),
+            params=d.get("params", {}),
+            metrics=d.get("metrics", {}),
+            data=d.get("data", {}),
+            evaluations=d.get("evaluations", []),
+            package_version=d.get("package_version"),
+            git_commit=d.get("git_commit"),
+            run_id=d.get("run_id"),
+            parent_version=d.get("parent_version"),
+        )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model: a version number or a stage."""
+
+    version: int | None = None
+    stage: Stage | None = None
+
+    def __str__(self) -> str:
+        return f"version {self.version}" if self.version is not None else f"stage {self.stage}"
+
+
+@dataclass
+class Promotion:
+    version: int
+    stage: Stage
+    previous: int | None  # the version that held the stage before, now Archived
+    at: datetime
+    by: str
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "stage": self.stage,
+            "previous": self.previous,
+            "at": self.at.isoformat(),
+            "by": self.by,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class TrainingRecord:
+    """What a training run hands the registry along with the artifact."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    data: dict[str, Any]
+    history: dict[str, list[float]]  # per-epoch loss, mae, val_loss, val_mae
+    package_version: str | None
+    git_commit: str | None
+    parent_version: int | None = None
+    # Files to keep beside the run (plots, feature config) where the backend can.
+    extra_artifacts: list[Path] = field(default_factory=list)
+
+
+class ModelRegistry(Protocol):
+    """Where trained models are versioned and staged."""
+
+    kind: str
+
+    def save(self, artifact_dir: Path, record: TrainingRecord) -> ModelVersion:
+        """Register a new version; all or nothing."""
+        ...
+
+    def get(self, ref: ModelRef) -> ModelVersion:
+        """Raise NotFoundError if there is no such version or nothing in that stage."""
+        ...
+
+    def fetch_artifact(self, ref: ModelRef, dest: Path) -> tuple[ModelVersion, Path]:
+        """Copy (or point at) the artifact directory of `ref`; return it with its version."""
+        ...
+
+    def list(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        ...
+
+    def promote(self, version: int, stage: Stage, *, by: str) -> Promotion:
+        """Put `version` in `stage`, archiving the previous holder of that stage."""
+        ...
+
+    def record_evaluation(self, version: int, evaluation: dict[str, Any]) -> None:
+        """Keep an evaluation (metrics, data, time) with the version."""
+        ...
+
+
+class RideSource(Protocol):
+    """Where raw ride files come from: a remote URL template, the simulator."""
+
+    kind: str
+
+    def describe(self, name: str) -> str:
+        """Where `name` would come from (a URL, "simulator seed 42"), for --dry-run and records."""
+        ...
+
+    def fetch(self, name: str, dest: Path, *, progress: Any = None) -> None:
+        """Write the raw CSV of `name` to `dest` (a temporary path the caller renames)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells a human something happened (a workflow verdict)."""
+
+    def notify(self, subject: str, body: str, *, level: str = "info") -> None: ...
+
+
+class TrainingRunner(Protocol):
+    """Runs a training job somewhere (this machine, a VM, Vertex AI) and reports."""
+
+    kind: str
+
+    def run(self, command: list[str], *, dry_run: bool = False) -> dict[str, Any]: ...

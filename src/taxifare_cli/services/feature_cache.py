@@ -1,0 +1,93 @@
+"""Clean rides turned into features once, kept on local disk for the epochs.
+
+Each training epoch needs every row again. Re-reading and re-cleaning CSV (or
+re-querying BigQuery) per epoch would be slow, and holding the features in
+memory would make memory grow with the data. So the first pass writes float32
+rows (features then target) to a binary file, shuffled within each chunk, and
+epochs read it back block by block with plain reads (not mmap, whose touched
+pages count in the process's resident memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningReport, CleaningRules, clean_chunk
+from taxifare_cli.core.features import N_FEATURES, compute_features
+from taxifare_cli.core.model import RunningStats
+from taxifare_cli.ports import DataStore
+from taxifare_cli.services.progress import SILENT, Progress
+
+BLOCK_ROWS = 65_536
+_WIDTH = N_FEATURES + 1
+
+
+@dataclass
+class FeatureFile:
+    path: Path
+    rows: int = 0
+    report: CleaningReport = field(default_factory=CleaningReport)
+
+    def block_sizes(self, block_rows: int = BLOCK_ROWS) -> list[int]:
+        return [min(block_rows, self.rows - s) for s in range(0, self.rows, block_rows)]
+
+    def blocks(self, *, rng: np.random.Generator | None = None, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(features, targets) blocks, in a random block order when `rng` is given."""
+        starts = np.arange(0, self.rows, block_rows)
+        if rng is not None:
+            rng.shuffle(starts)
+        with self.path.open("rb") as f:
+            for start in starts:
+                n = min(block_rows, self.rows - int(start))
+                f.seek(int(start) * _WIDTH * 4)
+                block = np.fromfile(f, dtype=np.float32, count=n * _WIDTH).reshape(n, _WIDTH)
+                if rng is not None:
+                    block = block[rng.permutation(n)]
+                yield block[:, :N_FEATURES], block[:, N_FEATURES]
+
+
+def build_feature_file(
+    store: DataStore,
+    name: str,
+    path: Path,
+    *,
+    chunk_size: int,
+    rules: CleaningRules = DEFAULT_RULES,
+    stats: RunningStats | None = None,
+    seed: int = 0,
+    progress: Progress = SILENT,
+    task: str | None = None,
+) -> FeatureFile:
+    """Read `name` from `store` in chunks, clean, compute features, append to `path`."""
+    out = FeatureFile(path)
+    rng = np.random.default_rng(seed)
+    task = task or f"reading {name}"
+    info = store.describe(name)
+    progress.start(task, total=info.rows if info and info.rows else None)
+    with path.open("wb") as f:
+        for chunk in store.read_chunks(name, chunk_size, rules=rules):
+            clean, report = clean_chunk(chunk, rules)
+            out.report.add(report)
+            progress.advance(task, report.rows_in)
+            if clean.empty:
+                continue
+            x = compute_features(clean)
+            y = clean["fare_amount"].to_numpy(dtype=np.float32)
+            if stats is not None:
+                stats.update(x, y)
+            _append(f, x, y, rng)
+            out.rows += len(y)
+    progress.finish(task)
+    return out
+
+
+def _append(f: IO[bytes], x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
+    rows = np.empty((len(y), _WIDTH), dtype=np.float32)
+    rows[:, :N_FEATURES] = x
+    rows[:, N_FEATURES] = y
+    rows[rng.permutation(len(y))].tofile(f)

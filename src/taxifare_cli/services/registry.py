@@ -1,0 +1,38 @@
+"""promote_model and list_models: moving versions between stages, and showing them."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import UTC, datetime
+
+from taxifare_cli.errors import UsageError
+from taxifare_cli.ports import ModelRef, ModelRegistry, ModelVersion, Promotion, Stage
+
+PROMOTABLE: tuple[Stage, ...] = ("Staging", "Production", "Archived")
+
+
+def who() -> str:
+    """The user a promotion is recorded under."""
+    try:
+        return os.environ.get("TAXIFARE_USER") or getpass.getuser()
+    except OSError:  # no login name (some containers)
+        return "unknown"
+
+
+def promote_model(registry: ModelRegistry, version: int, stage: Stage, *, dry_run: bool = False) -> Promotion:
+    """Put `version` in `stage`; the previous holder is archived. A dry run changes nothing."""
+    if stage not in PROMOTABLE:
+        raise UsageError(f"cannot promote to {stage!r}: choose {', '.join(PROMOTABLE)}")
+    target = registry.get(ModelRef(version=version))  # raises NotFoundError
+    if dry_run:
+        previous = None
+        if stage != "Archived":
+            holder = [v for v in registry.list() if v.stage == stage]
+            previous = holder[0].version if holder and holder[0].version != target.version else None
+        return Promotion(version, stage, previous, datetime.now(UTC), who(), dry_run=True)
+    return registry.promote(version, stage, by=who())
+
+
+def list_models(registry: ModelRegistry) -> list[ModelVersion]:
+    return registry.list()
