@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from taxifare_cli import __version__
-from taxifare_cli.cli import config, data, model
+from taxifare_cli.cli import config, data, model, workflow
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
 from taxifare_cli.cli._errors import report
@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for group in (config.app, data.app, model.app):
+for group in (config.app, data.app, model.app, workflow.app):
     app.add_typer(group)
 
 

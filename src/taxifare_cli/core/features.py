@@ -112,7 +112,7 @@ def compute_features(df: pd.DataFrame) -> np.ndarray:
 
     t = local_time(df["pickup_datetime"])
     hour = t.hour.to_numpy() + t.minute.to_numpy() / 60.0
-    weekday = t.dayofweek.to_numpy()
+    weekday = t.day_of_week.to_numpy()
     month = t.month.to_numpy()
     out[:, next(col)] = np.sin(2 * np.pi * hour / 24)
     out[:, next(col)] = np.cos(2 * np.pi * hour / 24)
@@ -123,7 +123,7 @@ def compute_features(df: pd.DataFrame) -> np.ndarray:
     out[:, next(col)] = (weekday < 5) & (hour >= 16) & (hour < 20)
     out[:, next(col)] = np.sin(2 * np.pi * (month - 1) / 12)
     out[:, next(col)] = np.cos(2 * np.pi * (month - 1) / 12)
-    out[:, next(col)] = t.year.to_numpy() - EPOCH_YEAR + (t.dayofyear.to_numpy() - 1) / 365.25
+    out[:, next(col)] = t.year.to_numpy() - EPOCH_YEAR + (t.day_of_year.to_numpy() - 1) / 365.25
     out[:, next(col)] = t >= FARE_RISE
 
     dist: dict[str, tuple[np.ndarray, np.ndarray]] = {}

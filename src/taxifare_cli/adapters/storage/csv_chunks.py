@@ -164,15 +164,16 @@ def bytes_opener(data: bytes) -> Opener:
 def frame_to_table(df: pd.DataFrame) -> pa.Table:
     """A raw rides frame as an Arrow table laid out like the public files."""
     cols = [c for c in RAW_COLUMNS if c in df.columns]
-    table = pa.Table.from_pandas(df[cols], preserve_index=False)
+    frame = df[cols]
+    if "pickup_datetime" in cols and isinstance(frame["pickup_datetime"].dtype, pd.DatetimeTZDtype):
+        frame = frame.assign(pickup_datetime=frame["pickup_datetime"].dt.tz_convert(None))  # naive UTC
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     if "pickup_datetime" in cols:
         i = table.schema.get_field_index("pickup_datetime")
         ts = table.column(i)
         if pa.types.is_timestamp(ts.type):
             # Whole seconds, wall-clock in UTC, as the public files have them.
-            ts = pc.cast(ts, pa.timestamp("s", tz=ts.type.tz), safe=False)
-            if ts.type.tz is not None:
-                ts = pc.cast(ts, pa.timestamp("s"))
+            ts = pc.cast(ts, pa.timestamp("s"), safe=False)
             table = table.set_column(i, "pickup_datetime", pc.strftime(ts, format=TIMESTAMP_FORMAT))
     if "passenger_count" in cols:
         i = table.schema.get_field_index("passenger_count")

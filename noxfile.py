@@ -1,0 +1,38 @@
+"""Sessions: tests (the whole suite), lint (ruff + mypy), bench (benchmarks)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint"]
+
+PYTHON = "3.11"
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite: unit, integration (real servers on 127.0.0.1), e2e."""
+    session.install("-e", ".[gcp,mlflow,test,bench]")
+    args = session.posargs or ["-q", "--durations=15"]
+    session.run("pytest", *args, env=QUIET_TF)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (style, imports, bugs) and mypy (types)."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks beside their references; writes benchmarks/results.json and BENCHMARKS.md.
+
+    `nox -s bench -- --quick` runs a small version in seconds.
+    """
+    session.install("-e", ".[gcp,mlflow,test,bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs, env=QUIET_TF)

@@ -1,0 +1,94 @@
+"""`taxifare workflow`: the lifecycle of one month, for a person or a cron job."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from taxifare_cli.cli._context import state
+from taxifare_cli.cli._options import Origin
+
+app = typer.Typer(name="workflow", help="Run the model's lifecycle on fresh months.", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option("--month", help="2015 month: jan..jun (workflow.month).")] = None,
+    source: Annotated[
+        Origin | None, typer.Option("--source", help="remote or synthetic (workflow.origin).")
+    ] = None,
+    auto_promote: Annotated[
+        bool | None,
+        typer.Option("--auto-promote/--no-auto-promote", help="Promote a better model without asking."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)] = None,
+) -> None:
+    """Fetch a month, retrain, compare with Production, promote if better, price rides.
+
+    Example: taxifare workflow run --month feb --auto-promote
+    """
+    st = state(ctx)
+    settings = st.load(
+        **{
+            "workflow.month": month,
+            "workflow.origin": source.value if source else None,
+            "workflow.auto_promote": auto_promote,
+            "training.epochs": epochs,
+        }
+    ).settings
+    from taxifare_cli.bootstrap import build_registry, build_source, build_store
+    from taxifare_cli.core.model import HyperParams
+    from taxifare_cli.services.lifecycle import run_lifecycle
+
+    w, t = settings.workflow, settings.training
+    out = st.output
+    out.info(f"workflow for {w.month} 2015: rides from {w.origin}, models in {settings.registry.backend}")
+    result = run_lifecycle(
+        w.month,
+        local=build_store(settings, "local"),  # type: ignore[arg-type]
+        source=build_source(settings, w.origin),
+        store=build_store(settings),
+        registry=build_registry(settings),
+        hp=HyperParams(
+            hidden_layers=tuple(t.hidden_layers), learning_rate=t.learning_rate, dropout=t.dropout,
+            batch_size=t.batch_size, epochs=t.epochs, patience=t.patience, seed=t.seed,
+        ),
+        chunk_size=settings.data.chunk_size,
+        auto_promote=w.auto_promote,
+        min_improvement=w.min_improvement,
+        progress=out.progress(),
+    )
+    new = result.trained.version.version
+    lines = []
+    for f in result.fetched:
+        if f.info is not None:
+            lines.append(f"data: {f.name} {f.info.rows:,} rows ({'unchanged' if f.unchanged else 'fetched'})")
+    if result.production_mae is None:
+        lines.append(f"no Production model yet: version {new} trained from scratch, val MAE ${result.new_mae:.2f}")
+    else:
+        lines.append(
+            f"Production (version {result.production_before}) on val_{w.month}: MAE ${result.production_mae:.2f}; "
+            f"new version {new} (fine-tuned from it): MAE ${result.new_mae:.2f}"
+        )
+    verdicts = {
+        "promoted": f"verdict: version {new} is now in Production",
+        "staged": f"verdict: version {new} beats Production and waits in Staging; to use it run "
+        f"taxifare model promote --version {new} --stage Production",
+        "kept": f"verdict: version {new} does not beat Production by ${w.min_improvement:.2f}; "
+        "Production is unchanged",
+    }
+    lines.append(verdicts[result.verdict])
+    if result.samples:
+        table = out.table(
+            "rides of the month priced by Production",
+            ["pickup (UTC)", "from", "to", "fare", "predicted"],
+            [(s["pickup_datetime"], s["from"], s["to"], f"${s['fare']:.2f}", f"${s['predicted']:.2f}")
+             for s in result.samples],
+        )
+    else:
+        table = None
+    from rich.console import Group
+
+    out.result(result.as_dict(), Group(*lines, *([table] if table is not None else [])))
