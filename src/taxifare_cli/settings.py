@@ -261,7 +261,7 @@ def find_config_file(explicit: Path | None, environ: dict[str, str]) -> Path | N
             )
         return path
     local = Path(DEFAULT_CONFIG_NAME)
-    return local if local.is_file() else None
+    return local.resolve() if local.is_file() else None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -22,19 +22,30 @@ def test_feature_matrix_shape_and_finiteness() -> None:
     assert np.isfinite(x).all()
 
 
-def test_local_time_follows_new_york_daylight_saving() -> None:
-    utc = pd.Series(pd.to_datetime(["2015-01-15 13:00:00", "2015-07-15 13:00:00"], utc=True))
-    assert local_time(utc).hour.tolist() == [8, 9]  # EST is UTC-5, EDT UTC-4
+def test_times_are_read_as_new_york_wall_clock() -> None:
+    stamped = pd.Series(pd.to_datetime(["2015-01-15 13:00:00", "2015-07-15 13:00:00"], utc=True))
+    assert local_time(stamped).hour.tolist() == [13, 13]  # no shift, no daylight-saving wobble
+
+
+def test_one_month_of_training_data_does_not_blow_up_the_next_month() -> None:
+    from taxifare_cli.core.features import min_variance
+    from taxifare_cli.core.model import RunningStats
+
+    jan = ride_frame(200, pickup_datetime=pd.date_range("2015-01-01", "2015-01-31", periods=200, tz="UTC"))
+    jun = ride_frame(1, pickup_datetime=pd.to_datetime(["2015-06-30"], utc=True))
+    stats = RunningStats(N_FEATURES)
+    stats.update(compute_features(jan))
+    z = (compute_features(jun)[0] - stats.mean) / np.sqrt(stats.variance(min_variance()))
+    assert abs(z[col("years_since_2009")]) < 1 and abs(z[col("month_cos")]) < 4
 
 
 def test_time_flags() -> None:
-    # 2015-01-05 was a Monday. 22:00 UTC = 17:00 in New York: weekday rush, not night.
-    # 2015-01-10 was a Saturday. 04:00 UTC = 23:00 Friday local: night.
-    df = ride_frame(2, pickup_datetime=pd.to_datetime(["2015-01-05 22:00", "2015-01-10 04:00"], utc=True))
+    # 2015-01-05 was a Monday: 17:00 is the weekday rush. 2015-01-10 was a Saturday: 23:00 is night.
+    df = ride_frame(2, pickup_datetime=pd.to_datetime(["2015-01-05 17:00", "2015-01-10 23:00"], utc=True))
     x = compute_features(df)
     assert x[:, col("weekday_rush")].tolist() == [1.0, 0.0]
     assert x[:, col("night")].tolist() == [0.0, 1.0]
-    assert x[:, col("weekend")].tolist() == [0.0, 0.0]  # still Friday in New York
+    assert x[:, col("weekend")].tolist() == [0.0, 1.0]
 
 
 def test_fare_rise_and_year_trend() -> None:

@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 
 FEATURE_VERSION = 1
-NY_TZ = "America/New_York"
 EARTH_RADIUS_KM = 6371.0
 # Manhattan's street grid runs about 29 degrees east of true north.
 GRID_ANGLE = np.deg2rad(29.0)
-FARE_RISE = pd.Timestamp("2012-09-04", tz=NY_TZ)
+FARE_RISE = pd.Timestamp("2012-09-04")
 EPOCH_YEAR = 2009.0
 
 # (lat, lon) of the places that change a fare: airport flat fares and surcharges,
@@ -59,6 +58,18 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 
+# Smallest standard deviation a feature is scaled by. A model trained on one
+# month sees almost no spread in the calendar features; scaling by that spread
+# would put the next month tens of deviations away. These floors keep a month's
+# step small.
+MIN_STD: dict[str, float] = {"years_since_2009": 1.0, "month_sin": 0.5, "month_cos": 0.5}
+DEFAULT_MIN_STD = 1e-3
+
+
+def min_variance() -> np.ndarray:
+    """Per-feature variance floor, in FEATURE_NAMES order."""
+    return np.array([MIN_STD.get(n, DEFAULT_MIN_STD) ** 2 for n in FEATURE_NAMES])
+
 
 def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
     """Great-circle distance in kilometres, element-wise."""
@@ -77,11 +88,16 @@ def _local_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.nda
 
 
 def local_time(pickup: pd.Series) -> pd.DatetimeIndex:
-    """Pickup times in New York local time (rides are stamped in UTC)."""
+    """Pickup times as New York wall-clock time.
+
+    The public files label their times UTC, but they are the TLC's local
+    wall-clock times (exported through BigQuery, which stamps every TIMESTAMP
+    UTC): rides thin out at 5 am and peak in the evening as they stand.
+    Converting them to New York time would shift every hour by 4-5 h and
+    wobble by one at the daylight-saving changes, so the label is dropped.
+    """
     idx = pd.DatetimeIndex(pickup)
-    if idx.tz is None:
-        idx = idx.tz_localize("UTC")
-    return idx.tz_convert(NY_TZ)
+    return idx.tz_localize(None) if idx.tz is not None else idx
 
 
 def compute_features(df: pd.DataFrame) -> np.ndarray:

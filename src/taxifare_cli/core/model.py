@@ -56,10 +56,10 @@ class RunningStats:
         if y is not None:
             self.target_sum += float(y.sum(dtype=np.float64))
 
-    @property
-    def variance(self) -> np.ndarray:
+    def variance(self, floor: np.ndarray | float = 1e-6) -> np.ndarray:
+        """Column variances, never below `floor` (see features.MIN_STD)."""
         var = self.m2 / max(self.count, 1)
-        return np.where(var > 1e-12, var, 1.0)  # constant columns pass through unscaled
+        return np.maximum(var, floor)
 
     @property
     def target_mean(self) -> float:

@@ -18,7 +18,7 @@ them learns what it would learn from the real data:
   multiples of $0.40). The meter charges $2.50 on entry plus $0.40 per 1/5 mile or per
   minute slow (from 2012-09-04: $0.50), whichever applies at each moment. Street
   distance is the grid (Manhattan) distance in the rotated grid or the straight line times
-  a road factor (1.3-1.45) elsewhere; slow minutes per mile depend on hour, weekday,
+  a road factor (1.3-1.55) elsewhere; slow minutes per mile depend on hour, weekday,
   Midtown congestion, highway share of long trips and a slow rise of congestion over the
   years, with trip-level noise (lights, jams, waits, detours) a model cannot explain.
   JFK-Manhattan is a flat $45 ($52 from 2012-09-04); Newark adds $15 ($17.50) plus the
@@ -643,7 +643,7 @@ def _dirty(rng: np.random.Generator, frame: dict[str, np.ndarray]) -> None:
     fare[neg] = -fare[neg]
     high = (r >= 0.0001) & (r < 0.0003)
     fare[high] = np.round(rng.uniform(100.0, 500.0, int(high.sum())), 2)
-    absurd = (r >= 0.0003) & (r < 0.000302)
+    absurd = (r >= 0.0003) & (r < 0.000305)
     fare[absurd] = np.round(rng.uniform(1_000.0, 93_963.36, int(absurd.sum())), 2)
 
     r = rng.random(n)
@@ -847,9 +847,10 @@ def iter_simulated_dataset(
     Byte-identical to `simulate_dataset` when concatenated, for any chunk_size; for
     millions of rows the memory used is that of a chunk and a block. Each chunk has
     `chunk_size` rows (the last one fewer) and an index that continues the previous
-    chunk's. An empty dataset yields no chunk.
+    chunk's. An empty dataset yields no chunk. Bad arguments raise ValueError at the call,
+    not at the first chunk.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-    draw, lo, hi = _dataset(name, seed, rows, month_rows, all_rows)
-    yield from draw.rows(lo, hi, chunk_size)
+    draw, lo, hi = _dataset(name, seed, rows, month_rows, all_rows)  # bad names raise here
+    return draw.rows(lo, hi, chunk_size)

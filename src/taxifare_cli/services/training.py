@@ -15,7 +15,7 @@ import numpy as np
 from taxifare_cli import __version__
 from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport
-from taxifare_cli.core.features import N_FEATURES
+from taxifare_cli.core.features import N_FEATURES, min_variance
 from taxifare_cli.core.model import HyperParams, MetricAccumulator, RunningStats, build_model, compile_model
 from taxifare_cli.errors import DataError
 from taxifare_cli.ports import DataStore, ModelRef, ModelRegistry, ModelVersion, Stage, TrainingRecord
@@ -168,7 +168,7 @@ def train_model(
             compile_model(network, hp.learning_rate)
         else:
             network = build_model(
-                N_FEATURES, hp, mean=stats.mean, variance=stats.variance, target_mean=stats.target_mean
+                N_FEATURES, hp, mean=stats.mean, variance=stats.variance(min_variance()), target_mean=stats.target_mean
             )
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_mae", patience=hp.patience, restore_best_weights=True, min_delta=1e-3

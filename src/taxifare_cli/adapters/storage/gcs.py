@@ -1,0 +1,285 @@
+"""GcsStore: raw ride CSV files in a Cloud Storage bucket, as `<prefix>/<name>.csv`.
+
+The layout is the original project's, so existing buckets work. Reads stream the
+blob in blocks (one generation, pinned: an overwrite during a read is an error,
+never a mix of two files). Writes are idempotent (a blob with the same bytes is
+left alone) and guarded by a generation precondition, so a failed upload leaves
+the previous blob, and a concurrent writer is never overwritten blindly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage  # type: ignore[attr-defined]  # untyped package
+
+from taxifare_cli.adapters.storage.csv_chunks import iter_csv_chunks
+from taxifare_cli.adapters.storage.gcp_calls import (
+    bounded_retry,
+    credentials,
+    emulator_endpoint,
+    scan_csv,
+    translated,
+)
+from taxifare_cli.core.schema import parse_dataset_name
+from taxifare_cli.errors import ConfigError, NotFoundError, ServiceError, TaxifareError
+from taxifare_cli.ports import DatasetInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from taxifare_cli.core.cleaning import CleaningRules
+    from taxifare_cli.settings import Settings
+
+GOOGLE_ENDPOINT = "https://storage.googleapis.com"
+# Bucket names: 3-63 lowercase letters, digits, dashes, underscores, dots (Google's rule, simplified).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_FORBIDDEN_HINT = "grant the account roles/storage.objectAdmin on the bucket (or use another bucket)"
+
+
+class GcsStore:
+    """`gs://<bucket>/<prefix>/<name>.csv`, described by the blob and its metadata."""
+
+    kind = "gcs"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "taxi-fare-ny",
+        project: str | None = None,
+        endpoint: str | None = None,
+        key_file: Path | None = None,
+        timeout_s: float = 120.0,
+        retries: int = 5,
+        read_block_bytes: int = 8 << 20,
+        upload_chunk_bytes: int = 32 << 20,
+    ) -> None:
+        if not _BUCKET.match(bucket):
+            raise ConfigError(
+                f"{bucket!r} is not a valid bucket name",
+                hint="bucket names are 3-63 lowercase letters, digits, '-', '_' or '.'; fix storage.bucket",
+            )
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.project = project
+        self.endpoint = endpoint  # None: Google's
+        self.key_file = key_file
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.read_block_bytes = read_block_bytes
+        self.upload_chunk_bytes = upload_chunk_bytes
+        self._client: storage.Client | None = None
+        self._bucket_checked = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GcsStore:
+        s = settings.storage
+        if not s.bucket:
+            raise ConfigError(
+                "no Cloud Storage bucket configured",
+                hint="set storage.bucket in taxifare.toml, or BUCKET_NAME / TAXIFARE_STORAGE__BUCKET",
+            )
+        return cls(
+            s.bucket,
+            prefix=s.prefix,
+            project=settings.gcp.project,
+            endpoint=emulator_endpoint(s.gcs_endpoint, "STORAGE_EMULATOR_HOST"),
+            key_file=settings.gcp.credentials,
+            timeout_s=s.timeout_s,
+            retries=s.retries,
+        )
+
+    # --- naming ---------------------------------------------------------------------
+    def blob_path(self, name: str) -> str:
+        dataset = str(parse_dataset_name(name))
+        return f"{self.prefix}/{dataset}.csv" if self.prefix else f"{dataset}.csv"
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket_name}/{self.blob_path(name)}"
+
+    # --- the port -------------------------------------------------------------------
+    def describe(self, name: str) -> DatasetInfo | None:
+        blob = self._get_blob(name, doing=f"looking up {self.uri(name)}")
+        return None if blob is None else self._info(name, blob)
+
+    def list(self) -> list[DatasetInfo]:
+        folder = f"{self.prefix}/" if self.prefix else ""
+        self._check_bucket()
+        infos = []
+        with self._errors(f"listing gs://{self.bucket_name}/{folder}"):
+            blobs = self.client.list_blobs(self.bucket_name, prefix=folder, delimiter="/", **self._call())
+            for blob in blobs:
+                stem = blob.name[len(folder) :]
+                if not stem.endswith(".csv"):
+                    continue
+                try:
+                    name = str(parse_dataset_name(stem[: -len(".csv")]))
+                except ValueError:
+                    continue  # not one of ours
+                infos.append(self._info(name, blob))
+        return sorted(infos, key=lambda i: i.name)
+
+    def read_chunks(
+        self, name: str, chunk_size: int, *, rules: CleaningRules | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Stream the blob through the CSV reader; `rules` are left to cleaning."""
+        uri = self.uri(name)
+        blob = self._get_blob(name, doing=f"reading {uri}")
+        if blob is None:
+            part = str(parse_dataset_name(name)).split("_", 1)[1]
+            raise NotFoundError(
+                f"{parse_dataset_name(name)} is not in gs://{self.bucket_name}/{self.prefix}",
+                hint=f"upload it first: taxifare data upload --to gcs --size/--month {part}",
+            )
+        path, generation = blob.name, blob.generation
+
+        def opener() -> IO[bytes]:
+            pinned = self.bucket.blob(path, generation=generation)
+            reader: IO[bytes] = pinned.open(
+                "rb", chunk_size=self.read_block_bytes, retry=self._retry(), timeout=self.timeout_s
+            )
+            return reader
+
+        def changed(_: gexc.NotFound) -> TaxifareError:
+            return ServiceError(
+                f"{uri} was replaced or deleted while it was being read",
+                hint="run the command again",
+            )
+
+        def chunks() -> Iterator[pd.DataFrame]:
+            with self._errors(f"reading {uri}", not_found=changed):
+                yield from iter_csv_chunks(opener, chunk_size, name=str(parse_dataset_name(name)))
+
+        return chunks()
+
+    def put(self, name: str, csv_path: Path, *, source: str) -> DatasetInfo:
+        """Upload `csv_path` unless the blob already holds the same bytes."""
+        uri = self.uri(name)
+        facts = scan_csv(csv_path)
+        current = self._get_blob(name, doing=f"uploading to {uri}")
+        if current is not None and _same_bytes(current, facts.md5_b64, facts.sha256):
+            return self._info(name, current)
+        blob = self.bucket.blob(self.blob_path(name), chunk_size=self.upload_chunk_bytes)
+        blob.metadata = {"rows": str(facts.rows), "sha256": facts.sha256, "source": source}
+        # Only replace the generation we looked at (0: only create): a failed upload
+        # never finalises, and a writer we did not see is never overwritten.
+        expected = current.generation if current is not None else 0
+        with self._errors(f"uploading {csv_path.name} to {uri}"):
+            try:
+                blob.upload_from_filename(
+                    str(csv_path),
+                    content_type="text/csv",
+                    if_generation_match=expected,
+                    retry=self._retry(),
+                    timeout=self.timeout_s,
+                )
+            except gexc.PreconditionFailed:
+                # A retried request whose first try had landed also ends here: check.
+                now = self.bucket.get_blob(blob.name, **self._call())
+                if now is None or not _same_bytes(now, facts.md5_b64, facts.sha256):
+                    raise ServiceError(
+                        f"{uri} was changed by someone else during the upload; their version was kept",
+                        hint="run the command again",
+                    ) from None
+                blob = now
+        return self._info(name, blob)
+
+    def delete(self, name: str) -> bool:
+        uri = self.uri(name)
+        blob = self._get_blob(name, doing=f"deleting {uri}")
+        if blob is None:
+            return False
+        with self._errors(f"deleting {uri}"):
+            try:
+                blob.delete(if_generation_match=blob.generation, **self._call())
+            except gexc.NotFound:
+                return False  # gone meanwhile
+        return True
+
+    def download(self, name: str, dest: Path) -> None:
+        """Copy the blob, bytes unchanged, to `dest` (the caller's temporary file)."""
+        uri = self.uri(name)
+        blob = self._get_blob(name, doing=f"downloading {uri}")
+        if blob is None:
+            raise NotFoundError(
+                f"{uri} does not exist", hint="upload it first: taxifare data upload --to gcs"
+            )
+        with self._errors(f"downloading {uri}"):
+            blob.download_to_filename(str(dest), if_generation_match=blob.generation, **self._call())
+
+    # --- plumbing -------------------------------------------------------------------
+    @property
+    def client(self) -> storage.Client:
+        """Made on first use, so that building the store never calls anyone."""
+        if self._client is None:
+            with self._errors("connecting"):
+                creds = credentials(self.key_file, emulator=self.endpoint is not None)
+                options = {"api_endpoint": self.endpoint} if self.endpoint else None
+                project = self.project or ("emulator" if self.endpoint else None)
+                self._client = storage.Client(project=project, credentials=creds, client_options=options)
+        return self._client
+
+    @property
+    def bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
+
+    def _retry(self) -> Any:
+        return bounded_retry(self.retries, self.timeout_s)
+
+    def _call(self) -> dict[str, Any]:
+        return {"retry": self._retry(), "timeout": self.timeout_s}
+
+    def _errors(self, doing: str, *, not_found: Any = None) -> Any:
+        return translated(
+            "Cloud Storage",
+            self.endpoint or GOOGLE_ENDPOINT,
+            doing=doing,
+            not_found=not_found or self._missing_bucket,
+            forbidden_hint=_FORBIDDEN_HINT,
+        )
+
+    def _missing_bucket(self, _: gexc.NotFound) -> TaxifareError:
+        return ServiceError(
+            f"bucket gs://{self.bucket_name} does not exist",
+            hint=f"create it (gcloud storage buckets create gs://{self.bucket_name}) "
+            "or set storage.bucket / BUCKET_NAME to an existing one",
+        )
+
+    def _check_bucket(self) -> None:
+        """Once per store: a missing bucket is one clear error, not a dataset that is 'not there'."""
+        if self._bucket_checked:
+            return
+        with self._errors(f"opening gs://{self.bucket_name}"):
+            # Listing needs only the object permission every other call needs too.
+            list(self.client.list_blobs(self.bucket_name, max_results=1, **self._call()))
+        self._bucket_checked = True
+
+    def _get_blob(self, name: str, *, doing: str) -> storage.Blob | None:
+        self._check_bucket()
+        with self._errors(doing):
+            blob: storage.Blob | None = self.bucket.get_blob(self.blob_path(name), **self._call())
+        return blob
+
+    def _info(self, name: str, blob: storage.Blob) -> DatasetInfo:
+        meta = blob.metadata or {}
+        rows = meta.get("rows")
+        return DatasetInfo(
+            name=str(parse_dataset_name(name)),
+            rows=int(rows) if rows and rows.isdigit() else None,
+            bytes=blob.size,
+            updated=blob.updated,
+            location=f"gs://{self.bucket_name}/{blob.name}",
+            checksum=meta.get("sha256"),
+            source=meta.get("source"),
+        )
+
+
+def _same_bytes(blob: storage.Blob, md5_b64: str, sha256: str) -> bool:
+    if blob.md5_hash:  # composite objects have none: fall back on what we recorded
+        return bool(blob.md5_hash == md5_b64)
+    return bool((blob.metadata or {}).get("sha256") == sha256)

@@ -1,0 +1,84 @@
+"""The whole local lifecycle through the real command line, on small simulated data."""
+
+from pathlib import Path
+
+from tests.e2e.conftest import Cli
+
+RIDE = [
+    "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
+    "--ride", "pickup_longitude=-73.985", "--ride", "pickup_latitude=40.758",
+    "--ride", "dropoff_longitude=-73.965", "--ride", "dropoff_latitude=40.776",
+    "--ride", "passenger_count=1",
+]
+
+
+def test_fetch_train_promote_predict_evaluate(cli: Cli, home: Path) -> None:
+    r = cli("--json", "data", "fetch", "--size", "1k", "--source", "synthetic")
+    assert r.code == 0, r
+    fetched = r.json()["datasets"]
+    assert [d["name"] for d in fetched] == ["train_1k", "val_1k"]
+    assert all(d["held"]["rows"] == 1000 and d["held"]["checksum"].startswith("sha256:") for d in fetched)
+
+    r = cli("--json", "data", "ls")
+    assert r.code == 0, r
+    assert {d["name"] for d in r.json()["local"]} == {"train_1k", "val_1k"}
+
+    r = cli("model", "train", "--size", "1k", "--epochs", "4", "--batch-size", "64")
+    assert r.code == 0, r
+    assert r.out.startswith("version 1: val MAE $")
+    assert "training on train_1k" in r.err  # logs go to stderr, results to stdout
+
+    r = cli("model", "predict", *RIDE)
+    assert r.code == 4 and "no model is in Production" in r.err, r
+
+    r = cli("--json", "model", "promote", "--version", "1", "--stage", "Production", "--dry-run")
+    assert r.code == 0 and r.json()["dry_run"] is True, r
+    r = cli("--json", "model", "ls")
+    assert r.json()[0]["stage"] == "None", "a dry run must change nothing"
+
+    r = cli("model", "promote", "--version", "1", "--stage", "Production")
+    assert r.code == 0 and "moved version 1 to Production" in r.out, r
+
+    r = cli("--json", "model", "predict", *RIDE)
+    assert r.code == 0, r
+    (fare,) = r.json()["fares"]
+    assert 3 < fare < 40  # a 1.5 mile Midtown ride
+
+    rides = home / "rides.csv"
+    rides.write_text(
+        "key,pickup_datetime,pickup_longitude,pickup_latitude,dropoff_longitude,dropoff_latitude,passenger_count\n"
+        "a,2015-01-15 08:30:00 UTC,-73.985,40.758,-73.965,40.776,1\n"
+        "b,2015-01-15 08:30:00 UTC,0,0,0,0,1\n"
+        "c,2015-01-15 09:30:00 UTC,-73.985,40.758,-73.7781,40.6413,2\n"
+    )
+    r = cli("model", "predict", "--input", str(rides), "--output", str(home / "out" / "preds.csv"))
+    assert r.code == 0, r
+    lines = (home / "out" / "preds.csv").read_text().splitlines()
+    assert lines[0] == "key,fare_prediction" and lines[2] == "b,"  # unpriceable rows keep their key
+    assert float(lines[3].split(",")[1]) > float(lines[1].split(",")[1])  # JFK costs more than Midtown
+    assert "2 of 3 rides priced" in r.err and "1 outside New York" in r.err
+
+    r = cli("--json", "model", "evaluate", "--stage", "Production", "--size", "1k")
+    assert r.code == 0, r
+    ev = r.json()
+    assert ev["version"] == 1 and ev["dataset"] == "val_1k" and ev["metrics"]["mae"] > 0
+    r = cli("--json", "model", "ls")
+    (v,) = r.json()
+    assert v["stage"] == "Production" and v["evaluations"][0]["dataset"] == "val_1k"
+    assert v["data"]["train"]["dataset"] == "train_1k"
+
+
+def test_workflow_run_promotes_first_model_then_judges_the_next(cli: Cli) -> None:
+    env = {"TAXIFARE_DATA__SYNTHETIC_MONTH_ROWS": "3000", "TAXIFARE_TRAINING__HIDDEN_LAYERS": "[16]"}
+    r = cli("--json", "workflow", "run", "--month", "jan", "--epochs", "3", env=env)
+    assert r.code == 0, r
+    first = r.json()
+    assert first["verdict"] == "promoted" and first["production_before"] is None
+    assert len(first["samples"]) == 5
+
+    r = cli("--json", "workflow", "run", "--month", "feb", "--epochs", "2", "--no-auto-promote", env=env)
+    assert r.code == 0, r
+    second = r.json()
+    assert second["production_before"] == 1 and second["production_mae"] > 0
+    assert second["training"]["parent_version"] == 1
+    assert second["verdict"] in ("staged", "kept")
