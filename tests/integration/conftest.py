@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.emulators import BQ_PROJECT, Emulator, start_bqemulator, start_fake_gcs
 
 from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
 from taxifare_cli.core.simulator import iter_simulated_dataset
-from tests.integration.emulators import BQ_PROJECT, Emulator, start_bqemulator, start_fake_gcs
+
 
 # --- emulators ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
@@ -38,7 +39,7 @@ def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 def gcs_client(gcs_emulator: Emulator) -> Any:
     """The bare google client on the emulator, to look behind the store's back."""
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]  # untyped package
 
     return storage.Client(
         project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator.url}

@@ -49,7 +49,7 @@ class Emulator:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(10)
+            self.process.wait(5)  # bqemulator lingers on clients' keep-alive connections
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
@@ -65,7 +65,9 @@ def _wait_ready(emulator: Emulator, probe: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if emulator.process.poll() is not None:
-            raise RuntimeError(f"{emulator.name} exited with {emulator.process.returncode}:\n{emulator.log_tail()}")
+            raise RuntimeError(
+                f"{emulator.name} exited with {emulator.process.returncode}:\n{emulator.log_tail()}"
+            )
         try:
             with urllib.request.urlopen(emulator.url + probe, timeout=1) as response:
                 if response.status == 200:
@@ -83,8 +85,21 @@ def start_fake_gcs(workdir: Path, *, backend: str = "memory") -> Emulator:
     url = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "fake-gcs.log"
-    args = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-            "-external-url", url, "-backend", backend, "-log-level", "warn"]
+    args = [
+        str(fake_gcs_binary()),
+        "-scheme",
+        "http",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-external-url",
+        url,
+        "-backend",
+        backend,
+        "-log-level",
+        "warn",
+    ]
     if backend == "filesystem":
         args += ["-filesystem-root", str(workdir / "gcs-root")]
     with log.open("wb") as out:
@@ -101,10 +116,27 @@ def start_bqemulator(workdir: Path, *, project: str = BQ_PROJECT) -> Emulator:
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "bqemulator.log"
     env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
-    args = [sys.executable, str(BQ_LAUNCHER), "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest),
-            "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--project", project, "--log-level", "warning"]
+    args = [
+        sys.executable,
+        str(BQ_LAUNCHER),
+        "start",
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        str(rest),
+        "--grpc-host",
+        "127.0.0.1",
+        "--grpc-port",
+        str(grpc),
+        "--project",
+        project,
+        "--log-level",
+        "warning",
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     emulator = Emulator("bqemulator", url, process, log)
     _wait_ready(emulator, "/readyz", timeout_s=60)
     return emulator

@@ -92,10 +92,10 @@ def upload_data(
     held = {name: src.describe(name) for name in checked}
     missing = [name for name, info in held.items() if info is None]
     if missing:
-        parts = " ".join(sorted({m.split("_", 1)[1] for m in missing}))
+        part = missing[0].split("_", 1)[1]
         raise NotFoundError(
             f"{src.kind} store has no {', '.join(missing)}",
-            hint=f"fetch or upload it there first (e.g. taxifare data fetch --size {parts.split()[0]})",
+            hint=f"put it there first (e.g. taxifare data fetch --size/--month {part})",
         )
     steps = []
     task = f"uploading to {dest.kind}"
@@ -141,13 +141,19 @@ def reset_sources(
     steps: list[TransferStep] = []
     local_sums: dict[str, str | None] = {}
     for part in parts:
+        local_before = {name: local.describe(name) for name in dataset_names(part)}
         start = time.perf_counter()
         fetched = fetch_data(part, local, source, dry_run=dry_run, progress=progress)
         took = (time.perf_counter() - start) / max(len(fetched), 1)
         for f in fetched:
-            action: Action = (
-                ("create" if f.info is None else "refresh") if dry_run else _fetch_action(f.unchanged, f.info)
-            )
+            held = local_before[f.name]
+            action: Action
+            if held is None:
+                action = "create"
+            elif dry_run:
+                action = "refresh"
+            else:
+                action = "unchanged" if f.unchanged else "replace"
             steps.append(TransferStep("fetch", f.name, f.origin, local.kind, action, dry_run, f.info, took))
             local_sums[f.name] = f.info.checksum if f.info is not None else None
     for dest in dests:
@@ -161,11 +167,6 @@ def reset_sources(
         else:
             steps.extend(upload_data(names, src=local, dest=dest, progress=progress))
     return steps
-
-
-def _fetch_action(unchanged: bool, info: DatasetInfo | None) -> Action:
-    # fetch_data reports only whether the bytes changed; a replaced file and a new one look alike.
-    return "unchanged" if unchanged else "replace" if info is not None else "create"
 
 
 def _plan(before: DatasetInfo | None, checksum: str | None) -> Action:
