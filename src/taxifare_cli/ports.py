@@ -181,6 +181,8 @@ class TrainingRecord:
     parent_version: int | None = None
     # Files to keep beside the run (plots, feature config) where the backend can.
     extra_artifacts: list[Path] = field(default_factory=list)
+    # (true fares, predicted fares) of up to a few thousand validation rides, for a residual plot.
+    val_predictions: tuple[list[float], list[float]] | None = None
 
 
 class ModelRegistry(Protocol):

@@ -151,7 +151,7 @@ class TrainingSettings(_Section):
     batch_size: int = Field(256, ge=1, description="Rows per gradient step.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     patience: int = Field(
-        6, ge=1, description="Epochs without val-MAE improvement before stopping."
+        8, ge=1, description="Epochs without val-MAE improvement before stopping."
     )
     hidden_layers: list[int] = Field(
         [128, 64, 32], min_length=1, description="Units of each hidden dense layer."

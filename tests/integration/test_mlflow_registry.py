@@ -164,7 +164,7 @@ def test_save_registers_a_version_with_params_metrics_data_and_plots(
 ) -> None:
     record = make_record()
     # The residual plot needs predictions (an optional field of the record).
-    record.val_predictions = ([10.0, 20.0, 30.0], [11.0, 18.5, 33.0])  # type: ignore[attr-defined]
+    record.val_predictions = ([10.0, 20.0, 30.0], [11.0, 18.5, 33.0])
     extra = tmp_path / "cleaning_report.json"
     extra.write_text('{"rows_in": 1000}')
     record.extra_artifacts = [extra]

@@ -177,7 +177,12 @@ def train_model(
             _dataset(train_ff, hp.batch_size, seed=hp.seed),
             validation_data=_dataset(val_ff, 8192, seed=None),
             epochs=hp.epochs,
-            callbacks=[stopper, _EpochProgress(progress, hp.epochs)],
+            callbacks=[
+                stopper,
+                # Without a smaller step late on, more data buys almost nothing.
+                keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.3, patience=2, min_lr=1e-5),
+                _EpochProgress(progress, hp.epochs),
+            ],
             shuffle=False,  # the dataset shuffles itself, block by block
             verbose=0,
         )
@@ -211,6 +216,7 @@ def train_model(
             package_version=__version__,
             git_commit=git_commit(),
             parent_version=parent_version.version if parent_version else None,
+            val_predictions=_val_sample(model, val_ff),
         )
         version = registry.save(artifact_dir, record)
     return TrainResult(
@@ -224,6 +230,12 @@ def train_model(
         parent_version=record.parent_version,
         history=history,
     )
+
+
+def _val_sample(model: FareModel, ff: FeatureFile, n: int = 5000) -> tuple[list[float], list[float]]:
+    for x, y in ff.blocks(block_rows=n):
+        return y.tolist(), model.predict_features(x).astype(float).tolist()
+    return [], []
 
 
 def _seen(store: DataStore, name: str, ff: FeatureFile) -> dict[str, Any]:
