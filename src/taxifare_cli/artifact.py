@@ -51,7 +51,9 @@ class FareModel:
 
         model_path, meta_path = directory / MODEL_FILE, directory / FEATURES_FILE
         if not model_path.is_file() or not meta_path.is_file():
-            raise DataError(f"{directory} is not a taxifare model artifact (no {MODEL_FILE} or {FEATURES_FILE})")
+            raise DataError(
+                f"{directory} is not a taxifare model artifact (no {MODEL_FILE} or {FEATURES_FILE})"
+            )
         meta = json.loads(meta_path.read_text())
         if meta.get("feature_version") != F.FEATURE_VERSION:
             raise DataError(

@@ -8,7 +8,6 @@ missing optional dependency becomes one clear line about which extra to install.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 from taxifare_cli.errors import ConfigError, MissingExtraError
@@ -30,7 +29,7 @@ SOURCES: dict[str, tuple[str, str | None]] = {
 }
 
 
-def _load(table: dict[str, tuple[str, str | None]], kind: str, name: str) -> Callable[..., Any]:
+def _load(table: dict[str, tuple[str, str | None]], kind: str, name: str) -> Any:
     try:
         target, extra = table[name]
     except KeyError:
@@ -42,7 +41,7 @@ def _load(table: dict[str, tuple[str, str | None]], kind: str, name: str) -> Cal
         if extra is not None and e.name and not e.name.startswith("taxifare_cli"):
             raise MissingExtraError(name, extra) from e
         raise
-    cls: Callable[..., Any] = getattr(module, attr)
+    cls: Any = getattr(module, attr)
     return cls
 
 

@@ -56,9 +56,7 @@ def _check_size(value: str) -> str:
 
 
 class DataSettings(_Section):
-    local_path: Path = Field(
-        Path("~/.taxifare/data"), description="Directory of the local raw CSV files."
-    )
+    local_path: Path = Field(Path("~/.taxifare/data"), description="Directory of the local raw CSV files.")
     size: str = Field("10k", description="Default dataset size or month for train/evaluate.")
     val_size: str | None = Field(
         None, description="Validation size or month; empty means the same as `size`."
@@ -132,9 +130,7 @@ class MlflowSettings(_Section):
     )
     production_alias: str = Field("production", description="Alias that marks Production.")
     staging_alias: str = Field("staging", description="Alias that marks Staging.")
-    legacy_stages: bool = Field(
-        False, description="Also transition the deprecated MLflow stage on promote."
-    )
+    legacy_stages: bool = Field(False, description="Also transition the deprecated MLflow stage on promote.")
     timeout_s: float = Field(30.0, gt=0, description="Timeout of one MLflow HTTP call, seconds.")
 
 
@@ -150,9 +146,7 @@ class TrainingSettings(_Section):
     epochs: int = Field(60, ge=1, description="Most epochs; early stopping usually ends sooner.")
     batch_size: int = Field(256, ge=1, description="Rows per gradient step.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    patience: int = Field(
-        8, ge=1, description="Epochs without val-MAE improvement before stopping."
-    )
+    patience: int = Field(8, ge=1, description="Epochs without val-MAE improvement before stopping.")
     hidden_layers: list[int] = Field(
         [128, 64, 32], min_length=1, description="Units of each hidden dense layer."
     )
@@ -182,9 +176,7 @@ class WorkflowSettings(_Section):
 
 
 class NotifySettings(_Section):
-    backend: Literal["console", "webhook"] = Field(
-        "console", description="Where workflow verdicts go."
-    )
+    backend: Literal["console", "webhook"] = Field("console", description="Where workflow verdicts go.")
     webhook_url: SecretStr | None = Field(
         None, description="Webhook receiving workflow verdicts (secret; never printed)."
     )
@@ -193,9 +185,7 @@ class NotifySettings(_Section):
 class Settings(BaseSettings):
     """Everything the tool can be told. Build it with `load_settings`, not directly."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
     storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]

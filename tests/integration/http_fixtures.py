@@ -20,7 +20,7 @@ class RideFiles:
 
 def _handler(state: RideFiles) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             state.requests.append(self.path)
             body = state.files.get(self.path)
             if body is None:

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
+from tests.factories import ride_frame
 
 from taxifare_cli.core.cleaning import REASONS, CleaningReport, clean_chunk, inside_nyc
-from tests.factories import ride_frame
 
 
 def test_clean_rows_pass_untouched() -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.factories import ride_frame
 
 from taxifare_cli.adapters.storage.csv_chunks import (
     bytes_opener,
@@ -13,7 +14,6 @@ from taxifare_cli.adapters.storage.csv_chunks import (
 )
 from taxifare_cli.core.schema import RAW_COLUMNS
 from taxifare_cli.errors import DataError
-from tests.factories import ride_frame
 
 HEADER = ",".join(RAW_COLUMNS)
 LINE = "2013-07-02 19:54:00.0000003,{fare},2013-07-02 19:54:00 UTC,-73.98,40.712278000000005,-73.95,40.75,{pax}"

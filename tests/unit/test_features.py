@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from tests.factories import ride_frame
 
 from taxifare_cli.core.features import FEATURE_NAMES, N_FEATURES, compute_features, haversine_km, local_time
-from tests.factories import ride_frame
 
 
 def col(name: str) -> int:

@@ -74,7 +74,7 @@ def test_a_failed_save_leaves_no_version(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         reg.save(tmp_path / "no-such-artifact", record())
     assert reg.list() == []
-    assert not [p for p in (tmp_path / "reg" / "taxifare" / "versions").iterdir()]
+    assert not list((tmp_path / "reg" / "taxifare" / "versions").iterdir())
 
 
 def _save_many(root: str, art: str, n: int) -> None:

@@ -2,11 +2,11 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.factories import ride_frame
 
 from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
 from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.errors import ConfigError, NotFoundError
-from tests.factories import ride_frame
 
 
 def make_csv(path: Path, n: int) -> Path:

@@ -11,8 +11,11 @@ from taxifare_cli.cli._context import state
 from taxifare_cli.cli._options import DryRun, Month, Origin, Size
 from taxifare_cli.errors import UsageError
 
-app = typer.Typer(name="data", help="Get ride data and move it between disk, Cloud Storage and BigQuery.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    name="data",
+    help="Get ride data and move it between disk, Cloud Storage and BigQuery.",
+    no_args_is_help=True,
+)
 
 
 def pick_part(size: str | None, month: str | None, default: str | None = None) -> str:
@@ -82,14 +85,14 @@ def list_(ctx: typer.Context) -> None:
     from taxifare_cli.services.data import list_data
 
     stores = [build_store(settings, "local")]
-    held = list_data(stores)  # type: ignore[arg-type]
+    held = list_data(stores)
     st.output.result(
         {kind: [i.as_dict() for i in infos] for kind, infos in held.items()},
         _tables(st, held),
     )
 
 
-def _tables(st: object, held: dict[str, list]) -> object:  # type: ignore[type-arg]
+def _tables(st: object, held: dict[str, list]) -> object:
     from rich.console import Group
 
     from taxifare_cli.cli._context import AppState
@@ -98,8 +101,14 @@ def _tables(st: object, held: dict[str, list]) -> object:  # type: ignore[type-a
     tables = []
     for kind, infos in held.items():
         rows = [
-            (i.name, f"{i.rows:,}" if i.rows is not None else "?", human_bytes(i.bytes),
-             (i.checksum or "")[:19], i.source or "", human_time(i.updated))
+            (
+                i.name,
+                f"{i.rows:,}" if i.rows is not None else "?",
+                human_bytes(i.bytes),
+                (i.checksum or "")[:19],
+                i.source or "",
+                human_time(i.updated),
+            )
             for i in infos
         ]
         title = f"{kind}: {len(infos)} dataset(s)" if infos else f"{kind}: nothing held"

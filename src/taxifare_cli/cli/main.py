@@ -68,5 +68,5 @@ def run(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="taxifare")
     except SystemExit:
         raise
-    except BaseException as e:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except BaseException as e:
         sys.exit(report(e, _OUTPUT[0] if _OUTPUT else Output()))

@@ -13,8 +13,9 @@ from taxifare_cli.cli.data import pick_part
 from taxifare_cli.errors import UsageError
 from taxifare_cli.ports import ModelRef
 
-app = typer.Typer(name="model", help="Train, evaluate, version, promote and use the fare model.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    name="model", help="Train, evaluate, version, promote and use the fare model.", no_args_is_help=True
+)
 
 
 def _ref(version: int | None, stage: StageName | None, default_stage: str = "Production") -> ModelRef:
@@ -43,7 +44,9 @@ def train(
         typer.Option("--from-stage", help="Continue training the model in this stage.", case_sensitive=False),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)
+    ] = None,
     learning_rate: Annotated[
         float | None, typer.Option(help="Adam learning rate (training.learning_rate).", min=0)
     ] = None,
@@ -75,16 +78,25 @@ def train(
     from taxifare_cli.services.training import train_model
 
     hp = HyperParams(
-        hidden_layers=tuple(t.hidden_layers), learning_rate=t.learning_rate, dropout=t.dropout,
-        batch_size=t.batch_size, epochs=t.epochs, patience=t.patience, seed=t.seed,
+        hidden_layers=tuple(t.hidden_layers),
+        learning_rate=t.learning_rate,
+        dropout=t.dropout,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        patience=t.patience,
+        seed=t.seed,
     )
     store, registry = build_store(settings), build_registry(settings)
     out = st.output
     out.info(f"training on train_{part} from {store.kind}, validating on val_{val_part}")
     result = train_model(
-        store, registry, train_name=f"train_{part}", val_name=f"val_{val_part}",
-        chunk_size=settings.data.chunk_size, hp=hp,
-        from_stage=from_stage.value if from_stage else None,  # type: ignore[arg-type]
+        store,
+        registry,
+        train_name=f"train_{part}",
+        val_name=f"val_{val_part}",
+        chunk_size=settings.data.chunk_size,
+        hp=hp,
+        from_stage=from_stage.value if from_stage else None,
         progress=out.progress(),
     )
     _report_cleaning(st, "train", result.train_report)
@@ -130,8 +142,12 @@ def evaluate(
     from taxifare_cli.services.evaluation import evaluate_model
 
     result = evaluate_model(
-        build_store(settings), build_registry(settings), _ref(version, stage),
-        dataset=f"val_{part}", chunk_size=settings.data.chunk_size, progress=st.output.progress(),
+        build_store(settings),
+        build_registry(settings),
+        _ref(version, stage),
+        dataset=f"val_{part}",
+        chunk_size=settings.data.chunk_size,
+        progress=st.output.progress(),
     )
     _report_cleaning(st, result.dataset, result.report)
     m = result.metrics
@@ -184,7 +200,11 @@ def predict(
         return
     assert input_file is not None
     file_res, frame = prediction.predict_file(
-        registry, ref, input_file, output_file, chunk_size=settings.data.chunk_size,
+        registry,
+        ref,
+        input_file,
+        output_file,
+        chunk_size=settings.data.chunk_size,
         progress=out.progress(),
     )
     _report_cleaning(st, str(input_file), file_res.report)
@@ -218,9 +238,12 @@ def promote(
     from taxifare_cli.bootstrap import build_registry
     from taxifare_cli.services.registry import promote_model
 
-    p = promote_model(build_registry(settings), version, stage.value, dry_run=dry_run)  # type: ignore[arg-type]
-    prev = f"; version {p.previous} would be archived" if p.dry_run and p.previous else (
-        f"; version {p.previous} archived" if p.previous else "")
+    p = promote_model(build_registry(settings), version, stage.value, dry_run=dry_run)
+    prev = (
+        f"; version {p.previous} would be archived"
+        if p.dry_run and p.previous
+        else (f"; version {p.previous} archived" if p.previous else "")
+    )
     verb = "would move" if p.dry_run else "moved"
     st.output.result(p.as_dict(), f"{verb} version {p.version} to {p.stage}{prev}")
 
@@ -240,13 +263,17 @@ def list_(ctx: typer.Context, target: Target = None) -> None:
     rows = []
     for v in versions:
         last_eval = v.evaluations[-1] if v.evaluations else None
-        rows.append((
-            v.version, v.stage, v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            (v.data.get("train") or {}).get("dataset", ""),
-            _fmt(v.metrics.get("val_mae")),
-            f"{_fmt(last_eval['mae'])} on {last_eval['dataset']}" if last_eval else "",
-            v.parent_version or "",
-        ))
+        rows.append(
+            (
+                v.version,
+                v.stage,
+                v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+                (v.data.get("train") or {}).get("dataset", ""),
+                _fmt(v.metrics.get("val_mae")),
+                f"{_fmt(last_eval['mae'])} on {last_eval['dataset']}" if last_eval else "",
+                v.parent_version or "",
+            )
+        )
     st.output.result(
         [v.as_dict() for v in versions],
         st.output.table(

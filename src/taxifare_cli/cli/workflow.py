@@ -15,7 +15,9 @@ app = typer.Typer(name="workflow", help="Run the model's lifecycle on fresh mont
 @app.command()
 def run(
     ctx: typer.Context,
-    month: Annotated[str | None, typer.Option("--month", help="2015 month: jan..jun (workflow.month).")] = None,
+    month: Annotated[
+        str | None, typer.Option("--month", help="2015 month: jan..jun (workflow.month).")
+    ] = None,
     source: Annotated[
         Origin | None, typer.Option("--source", help="remote or synthetic (workflow.origin).")
     ] = None,
@@ -52,8 +54,13 @@ def run(
         store=build_store(settings),
         registry=build_registry(settings),
         hp=HyperParams(
-            hidden_layers=tuple(t.hidden_layers), learning_rate=t.learning_rate, dropout=t.dropout,
-            batch_size=t.batch_size, epochs=t.epochs, patience=t.patience, seed=t.seed,
+            hidden_layers=tuple(t.hidden_layers),
+            learning_rate=t.learning_rate,
+            dropout=t.dropout,
+            batch_size=t.batch_size,
+            epochs=t.epochs,
+            patience=t.patience,
+            seed=t.seed,
         ),
         chunk_size=settings.data.chunk_size,
         auto_promote=w.auto_promote,
@@ -66,10 +73,13 @@ def run(
         if f.info is not None:
             lines.append(f"data: {f.name} {f.info.rows:,} rows ({'unchanged' if f.unchanged else 'fetched'})")
     if result.production_mae is None:
-        lines.append(f"no Production model yet: version {new} trained from scratch, val MAE ${result.new_mae:.2f}")
+        lines.append(
+            f"no Production model yet: version {new} trained from scratch, val MAE ${result.new_mae:.2f}"
+        )
     else:
         lines.append(
-            f"Production (version {result.production_before}) on val_{w.month}: MAE ${result.production_mae:.2f}; "
+            f"Production (version {result.production_before}) on val_{w.month}: "
+            f"MAE ${result.production_mae:.2f}; "
             f"new version {new} (fine-tuned from it): MAE ${result.new_mae:.2f}"
         )
     verdicts = {
@@ -84,8 +94,10 @@ def run(
         table = out.table(
             "rides of the month priced by Production",
             ["pickup (UTC)", "from", "to", "fare", "predicted"],
-            [(s["pickup_datetime"], s["from"], s["to"], f"${s['fare']:.2f}", f"${s['predicted']:.2f}")
-             for s in result.samples],
+            [
+                (s["pickup_datetime"], s["from"], s["to"], f"${s['fare']:.2f}", f"${s['predicted']:.2f}")
+                for s in result.samples
+            ],
         )
     else:
         table = None

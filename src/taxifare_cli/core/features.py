@@ -71,7 +71,9 @@ def min_variance() -> np.ndarray:
     return np.array([MIN_STD.get(n, DEFAULT_MIN_STD) ** 2 for n in FEATURE_NAMES])
 
 
-def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+def haversine_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray | float, lon2: np.ndarray | float
+) -> np.ndarray:
     """Great-circle distance in kilometres, element-wise."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -80,7 +82,9 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def _local_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _local_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """East and north offsets in km on a flat map around New York."""
     north = (lat2 - lat1) * 111.2
     east = (lon2 - lon1) * 111.2 * np.cos(np.radians(40.75))

@@ -80,9 +80,7 @@ def build_model(
         if hp.dropout:
             x = keras.layers.Dropout(hp.dropout, seed=hp.seed + i)(x)
     # Start from the mean fare so the first epochs learn structure, not the offset.
-    out = keras.layers.Dense(
-        1, name="fare", bias_initializer=keras.initializers.Constant(target_mean)
-    )(x)
+    out = keras.layers.Dense(1, name="fare", bias_initializer=keras.initializers.Constant(target_mean))(x)
     model = keras.Model(inputs, out, name="taxifare")
     compile_model(model, hp.learning_rate)
     return model

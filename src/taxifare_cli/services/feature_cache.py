@@ -36,7 +36,9 @@ class FeatureFile:
     def block_sizes(self, block_rows: int = BLOCK_ROWS) -> list[int]:
         return [min(block_rows, self.rows - s) for s in range(0, self.rows, block_rows)]
 
-    def blocks(self, *, rng: np.random.Generator | None = None, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def blocks(
+        self, *, rng: np.random.Generator | None = None, block_rows: int = BLOCK_ROWS
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(features, targets) blocks, in a random block order when `rng` is given."""
         starts = np.arange(0, self.rows, block_rows)
         if rng is not None:

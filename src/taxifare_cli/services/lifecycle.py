@@ -80,14 +80,24 @@ def run_lifecycle(
     if prod is not None:
         progress.log(f"measuring Production (version {prod.version}) on {val_name}")
         before = evaluate_model(
-            store, registry, ModelRef(version=prod.version), dataset=val_name,
-            chunk_size=chunk_size, progress=progress,
+            store,
+            registry,
+            ModelRef(version=prod.version),
+            dataset=val_name,
+            chunk_size=chunk_size,
+            progress=progress,
         )
         prod_mae = before.metrics["mae"]
 
     trained = train_model(
-        store, registry, train_name=f"train_{month}", val_name=val_name, chunk_size=chunk_size,
-        hp=hp, from_stage="Production" if prod is not None else None, progress=progress,
+        store,
+        registry,
+        train_name=f"train_{month}",
+        val_name=val_name,
+        chunk_size=chunk_size,
+        hp=hp,
+        from_stage="Production" if prod is not None else None,
+        progress=progress,
     )
     new_mae = trained.metrics["val_mae"]
     better = prod_mae is None or prod_mae - new_mae > min_improvement
@@ -103,11 +113,21 @@ def run_lifecycle(
 
     samples = _price_samples(store, registry, val_name, chunk_size)
     return LifecycleResult(
-        month, fetched, prod.version if prod else None, prod_mae, trained, new_mae, verdict, promotion, samples
+        month,
+        fetched,
+        prod.version if prod else None,
+        prod_mae,
+        trained,
+        new_mae,
+        verdict,
+        promotion,
+        samples,
     )
 
 
-def _price_samples(store: DataStore, registry: ModelRegistry, name: str, chunk_size: int) -> list[dict[str, Any]]:
+def _price_samples(
+    store: DataStore, registry: ModelRegistry, name: str, chunk_size: int
+) -> list[dict[str, Any]]:
     """A few of the month's rides priced by Production, beside what they cost."""
     from taxifare_cli.core.cleaning import clean_chunk
     from taxifare_cli.services.prediction import predict_rides
@@ -118,6 +138,7 @@ def _price_samples(store: DataStore, registry: ModelRegistry, name: str, chunk_s
         if rides.empty:
             continue
         pred = predict_rides(registry, ModelRef(stage="Production"), rides)
+        rows: list[Any] = list(rides.itertuples())
         return [
             {
                 "pickup_datetime": r.pickup_datetime.strftime("%Y-%m-%d %H:%M"),
@@ -126,6 +147,6 @@ def _price_samples(store: DataStore, registry: ModelRegistry, name: str, chunk_s
                 "fare": float(r.fare_amount),
                 "predicted": fare,
             }
-            for r, fare in zip(rides.itertuples(), pred.fares, strict=True)
+            for r, fare in zip(rows, pred.fares, strict=True)
         ]
     return []

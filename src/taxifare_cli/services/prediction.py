@@ -56,9 +56,7 @@ def parse_ride(pairs: list[str]) -> pd.DataFrame:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or key not in RIDE_FIELDS:
-            raise DataError(
-                f"--ride {pair!r} is not FIELD=VALUE with FIELD one of {', '.join(RIDE_FIELDS)}"
-            )
+            raise DataError(f"--ride {pair!r} is not FIELD=VALUE with FIELD one of {', '.join(RIDE_FIELDS)}")
         values[key] = value.strip()
     values.setdefault("passenger_count", "1")
     missing = [f for f in RIDE_FIELDS if f not in values]
@@ -124,11 +122,15 @@ def predict_file(
         out_f = None
         if output_path is not None:
             output_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".part", dir=output_path.parent)
+            fd, name = tempfile.mkstemp(
+                prefix=f".{output_path.name}.", suffix=".part", dir=output_path.parent
+            )
             tmp_out = Path(name)
             out_f = os.fdopen(fd, "w", encoding="utf-8", newline="")
         try:
-            chunks = iter_csv_chunks(file_opener(input_path), chunk_size, name=str(input_path), required=RIDE_FIELDS)
+            chunks = iter_csv_chunks(
+                file_opener(input_path), chunk_size, name=str(input_path), required=RIDE_FIELDS
+            )
             task = f"predicting {input_path.name}"
             progress.start(task)
             header = True
@@ -160,5 +162,5 @@ def predict_file(
             if tmp_out is not None:
                 tmp_out.unlink(missing_ok=True)
     result = FilePrediction(version, output_path, rows, predicted, report)
-    frame = pd.concat(collected, ignore_index=True) if collected else None
-    return result, frame
+    predictions = pd.concat(collected, ignore_index=True) if collected else None
+    return result, predictions

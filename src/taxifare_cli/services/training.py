@@ -141,13 +141,20 @@ def train_model(
     with tempfile.TemporaryDirectory(prefix="taxifare-train-", dir=work_dir) as tmp:
         tmpdir = Path(tmp)
         if from_stage is not None:
-            parent_version, parent_dir = registry.fetch_artifact(ModelRef(stage=from_stage), tmpdir / "parent")
+            parent_version, parent_dir = registry.fetch_artifact(
+                ModelRef(stage=from_stage), tmpdir / "parent"
+            )
             parent = FareModel.load(parent_dir)
 
         stats = RunningStats(N_FEATURES)
         train_ff = build_feature_file(
-            store, train_name, tmpdir / "train.f32", chunk_size=chunk_size, stats=stats,
-            seed=hp.seed, progress=progress,
+            store,
+            train_name,
+            tmpdir / "train.f32",
+            chunk_size=chunk_size,
+            stats=stats,
+            seed=hp.seed,
+            progress=progress,
         )
         if train_ff.rows == 0:
             raise DataError(
@@ -168,7 +175,11 @@ def train_model(
             compile_model(network, hp.learning_rate)
         else:
             network = build_model(
-                N_FEATURES, hp, mean=stats.mean, variance=stats.variance(min_variance()), target_mean=stats.target_mean
+                N_FEATURES,
+                hp,
+                mean=stats.mean,
+                variance=stats.variance(min_variance()),
+                target_mean=stats.target_mean,
             )
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_mae", patience=hp.patience, restore_best_weights=True, min_delta=1e-3
@@ -192,9 +203,7 @@ def train_model(
         best_epoch = int(np.nanargmin(val_mae)) + 1 if val_mae else epochs_run
 
         model = FareModel.new(network, trained_on=train_name)
-        metrics = {
-            f"val_{k}": v for k, v in evaluate_feature_file(model, val_ff).items() if k != "rows"
-        }
+        metrics = {f"val_{k}": v for k, v in evaluate_feature_file(model, val_ff).items() if k != "rows"}
         metrics.update(
             train_rows=float(train_ff.rows),
             val_rows=float(val_ff.rows),
@@ -202,7 +211,12 @@ def train_model(
             best_epoch=float(best_epoch),
             duration_s=round(time.monotonic() - started, 2),
         )
-        params = {**hp.as_dict(), "chunk_size": chunk_size, "train_dataset": train_name, "val_dataset": val_name}
+        params = {
+            **hp.as_dict(),
+            "chunk_size": chunk_size,
+            "train_dataset": train_name,
+            "val_dataset": val_name,
+        }
         data = {
             "train": _seen(store, train_name, train_ff),
             "val": _seen(store, val_name, val_ff),

@@ -12,6 +12,7 @@ temporary name and renamed, so a reader never sees half a version.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -163,7 +164,7 @@ class LocalRegistry:
                 f.write(json.dumps(promotion.as_dict()) + "\n")
             return promotion
 
-    def promotions(self) -> list[dict[str, Any]]:
+    def promotions(self) -> builtins.list[dict[str, Any]]:
         path = self.dir / "promotions.jsonl"
         if not path.is_file():
             return []

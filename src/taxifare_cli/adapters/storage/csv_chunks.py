@@ -130,7 +130,9 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
     pending_rows = 0
     with opener() as f:
         try:
-            reader = pacsv.open_csv(f, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
+            reader = pacsv.open_csv(
+                f, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+            )
         except pa.ArrowInvalid as e:
             if "Empty CSV file" in str(e):
                 return

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import storage  # type: ignore[attr-defined]  # untyped package
+from google.cloud import storage  # untyped package
 
 from taxifare_cli.adapters.storage.csv_chunks import iter_csv_chunks
 from taxifare_cli.adapters.storage.gcp_calls import (

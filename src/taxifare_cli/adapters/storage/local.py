@@ -60,8 +60,8 @@ class LocalStore:
         """Create the directory or raise a ConfigError that says how to fix it."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe.", delete=True)
-            probe.close()
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe."):
+                pass
         except OSError as e:
             raise ConfigError(
                 f"data directory {self.root} is not writable: {e.strerror}",
