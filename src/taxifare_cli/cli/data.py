@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from enum import Enum
+from typing import Annotated, Any
 
 import typer
 
 from taxifare_cli.cli._console import human_bytes, human_time
-from taxifare_cli.cli._context import state
-from taxifare_cli.cli._options import DryRun, Month, Origin, Size
+from taxifare_cli.cli._context import AppState, state
+from taxifare_cli.cli._options import DryRun, Month, Origin, Size, Yes
 from taxifare_cli.errors import UsageError
 
 app = typer.Typer(
@@ -85,6 +87,11 @@ def list_(ctx: typer.Context) -> None:
     from taxifare_cli.services.data import list_data
 
     stores = [build_store(settings, "local")]
+    # The cloud places are shown when they are configured (a bucket, a project).
+    if settings.storage.bucket:
+        stores.append(build_store(settings, "gcs"))
+    if settings.gcp.project:
+        stores.append(build_store(settings, "bigquery"))
     held = list_data(stores)
     st.output.result(
         {kind: [i.as_dict() for i in infos] for kind, infos in held.items()},
@@ -114,3 +121,99 @@ def _tables(st: object, held: dict[str, list]) -> object:
         title = f"{kind}: {len(infos)} dataset(s)" if infos else f"{kind}: nothing held"
         tables.append(st.output.table(title, ["name", "rows", "size", "checksum", "source", "updated"], rows))
     return Group(*tables)
+
+
+class UploadTarget(str, Enum):
+    gcs = "gcs"
+    bigquery = "bigquery"
+    all = "all"
+
+
+class ResetScope(str, Enum):
+    local = "local"
+    gcs = "gcs"
+    bigquery = "bigquery"
+
+
+def _render_steps(st: AppState, steps: list[Any], dry_run: bool) -> None:
+    st.output.result({"dry_run": dry_run, "steps": [s.as_dict() for s in steps]})
+    for s in steps:
+        verb = "would " + s.action if dry_run else s.action
+        st.output.info(f"{s.step} {s.name}: {verb} {s.source} → {s.destination}")
+
+
+@app.command()
+def upload(
+    ctx: typer.Context,
+    to: Annotated[UploadTarget, typer.Option("--to", help="gcs, bigquery, or all (bucket then tables).")],
+    size: Size = None,
+    month: Month = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Copy local train_/val_ files to the bucket and/or BigQuery tables; idempotent.
+
+    Example: taxifare data upload --to all --size 100k
+    """
+    st = state(ctx)
+    settings = st.load().settings
+    part = pick_part(size, month, None if (size or month) else settings.data.size)
+    from taxifare_cli.bootstrap import build_store
+    from taxifare_cli.services.data import dataset_names
+    from taxifare_cli.services.transfer import upload_data
+
+    names = dataset_names(part)
+    local = build_store(settings, "local")
+    steps = []
+    progress = st.output.progress()
+    if to in (UploadTarget.gcs, UploadTarget.all):
+        steps += upload_data(
+            names, src=local, dest=build_store(settings, "gcs"), dry_run=dry_run, progress=progress
+        )
+    if to in (UploadTarget.bigquery, UploadTarget.all):
+        bq = build_store(settings, "bigquery")
+        steps += upload_data(names, src=local, dest=bq, dry_run=dry_run, progress=progress)
+    _render_steps(st, steps, dry_run)
+
+
+@app.command()
+def reset(
+    ctx: typer.Context,
+    only: Annotated[
+        ResetScope | None, typer.Option("--only", help="Reset only local, gcs or bigquery.")
+    ] = None,
+    source: Annotated[
+        Origin | None, typer.Option("--source", help="remote or synthetic (data.origin).")
+    ] = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Fetch the standard sizes, upload them to the bucket, (re)create the tables.
+
+    Example: taxifare data reset --dry-run
+    """
+    st = state(ctx)
+    settings = st.load(**{"data.origin": source.value if source else None}).settings
+    from taxifare_cli.bootstrap import build_source, build_store
+    from taxifare_cli.services.transfer import reset_sources
+
+    scope = only.value if only else "all"
+    dests = []
+    if scope in ("gcs", "all"):
+        dests.append(build_store(settings, "gcs"))
+    if scope in ("bigquery", "all"):
+        dests.append(build_store(settings, "bigquery"))
+    if not dry_run and not yes:
+        if not st.output.err.is_terminal or not sys.stdin.isatty():
+            raise UsageError("data reset replaces data: pass --yes to confirm (or --dry-run to see the plan)")
+        typer.confirm(f"Replace the standard datasets in {scope}?", abort=True, err=True)
+    from taxifare_cli.adapters.storage.local import LocalStore
+
+    local = LocalStore(settings.data_dir)
+    steps = reset_sources(
+        local=local,
+        source=build_source(settings),
+        dests=dests,
+        dry_run=dry_run,
+        progress=st.output.progress(),
+    )
+    _render_steps(st, steps, dry_run)
