@@ -8,11 +8,14 @@ missing optional dependency becomes one clear line about which extra to install.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.errors import ConfigError, MissingExtraError
 from taxifare_cli.ports import DataStore, ModelRegistry, RideSource
 from taxifare_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from taxifare_cli.core.model import HyperParams
 
 STORES: dict[str, tuple[str, str | None]] = {
     "local": ("taxifare_cli.adapters.storage.local:LocalStore", None),
@@ -65,6 +68,22 @@ def build_registry(settings: Settings, name: str | None = None) -> ModelRegistry
     else:
         registry = cls.from_settings(settings)
     return registry
+
+
+def build_hyperparams(settings: Settings) -> HyperParams:
+    """Training hyper-parameters from the `training` section."""
+    from taxifare_cli.core.model import HyperParams
+
+    t = settings.training
+    return HyperParams(
+        hidden_layers=tuple(t.hidden_layers),
+        learning_rate=t.learning_rate,
+        dropout=t.dropout,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        patience=t.patience,
+        seed=t.seed,
+    )
 
 
 def build_source(settings: Settings, name: str | None = None) -> RideSource:

@@ -71,21 +71,11 @@ def train(
     ).settings
     part = pick_part(size, month, None if (size or month) else settings.data.size)
     val_part = settings.data.val_size if not (size or month) and settings.data.val_size else part
-    t = settings.training
 
-    from taxifare_cli.bootstrap import build_registry, build_store
-    from taxifare_cli.core.model import HyperParams
+    from taxifare_cli.bootstrap import build_hyperparams, build_registry, build_store
     from taxifare_cli.services.training import train_model
 
-    hp = HyperParams(
-        hidden_layers=tuple(t.hidden_layers),
-        learning_rate=t.learning_rate,
-        dropout=t.dropout,
-        batch_size=t.batch_size,
-        epochs=t.epochs,
-        patience=t.patience,
-        seed=t.seed,
-    )
+    hp = build_hyperparams(settings)
     store, registry = build_store(settings), build_registry(settings)
     out = st.output
     out.info(f"training on train_{part} from {store.kind}, validating on val_{val_part}")

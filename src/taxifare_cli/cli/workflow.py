@@ -40,11 +40,10 @@ def run(
             "training.epochs": epochs,
         }
     ).settings
-    from taxifare_cli.bootstrap import build_registry, build_source, build_store
-    from taxifare_cli.core.model import HyperParams
+    from taxifare_cli.bootstrap import build_hyperparams, build_registry, build_source, build_store
     from taxifare_cli.services.lifecycle import run_lifecycle
 
-    w, t = settings.workflow, settings.training
+    w = settings.workflow
     out = st.output
     out.info(f"workflow for {w.month} 2015: rides from {w.origin}, models in {settings.registry.backend}")
     result = run_lifecycle(
@@ -53,15 +52,7 @@ def run(
         source=build_source(settings, w.origin),
         store=build_store(settings),
         registry=build_registry(settings),
-        hp=HyperParams(
-            hidden_layers=tuple(t.hidden_layers),
-            learning_rate=t.learning_rate,
-            dropout=t.dropout,
-            batch_size=t.batch_size,
-            epochs=t.epochs,
-            patience=t.patience,
-            seed=t.seed,
-        ),
+        hp=build_hyperparams(settings),
         chunk_size=settings.data.chunk_size,
         auto_promote=w.auto_promote,
         min_improvement=w.min_improvement,

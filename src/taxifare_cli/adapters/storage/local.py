@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from taxifare_cli.core.cleaning import CleaningRules
 
 
+def _fetch_flag(name: str) -> str:
+    part = parse_dataset_name(name)
+    return f"--month {part.part}" if part.is_month else f"--size {part.part}"
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON through a temporary file in the same directory, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,7 @@ class LocalStore:
         if not path.is_file():
             raise NotFoundError(
                 f"{path.stem} is not in {self.root}",
-                hint=f"fetch it first: taxifare data fetch --size/--month {path.stem.split('_', 1)[1]}",
+                hint=f"fetch it first: taxifare data fetch {_fetch_flag(path.stem)}",
             )
         return iter_csv_chunks(file_opener(path), chunk_size, name=path.stem)
 
