@@ -37,9 +37,9 @@ if str(ROOT) not in sys.path:
 import pandas as pd  # noqa: E402
 from tests.integration.emulators import BQ_PROJECT, Emulator, start_bqemulator, start_fake_gcs  # noqa: E402
 
-from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic  # noqa: E402
 from taxifare_cli.core.cleaning import DEFAULT_RULES  # noqa: E402
 from taxifare_cli.core.simulator import iter_simulated_dataset  # noqa: E402
+from taxifare_cli.files.ride_csv import write_csv_atomic  # noqa: E402
 
 NAME = "train_500k"  # the dataset name the rows are stored under (any valid name does)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taxifare_cli.core import features as F
+from taxifare_cli.core.pricing import InvalidRides, PricedRides, price_rides
 from taxifare_cli.errors import DataError
 
 if TYPE_CHECKING:
@@ -74,5 +75,9 @@ class FareModel:
         return np.concatenate(out)
 
     def predict(self, rides: pd.DataFrame) -> np.ndarray:
-        """Fares for clean raw rides (see `core.cleaning`); one float per row."""
+        """Fares for rides already cleaned (see `core.cleaning`); one float per row."""
         return self.predict_features(F.compute_features(rides))
+
+    def price(self, rides: pd.DataFrame, *, invalid: InvalidRides = "error") -> PricedRides:
+        """Fares for raw rides through the one pricing path (`core.pricing`)."""
+        return price_rides(self.predict_features, rides, invalid=invalid)

@@ -3,6 +3,7 @@
 A backend is a line in a table: name -> ("module:Class", extra to install).
 The module is imported on first use, so unused backends cost nothing and a
 missing optional dependency becomes one clear line about which extra to install.
+Every backend class is built the same way: `Class.from_settings(settings)`.
 """
 
 from __future__ import annotations
@@ -10,29 +11,39 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from taxifare_cli.core.vocabulary import REGISTRY_BACKENDS, RIDE_ORIGINS, STORE_BACKENDS
 from taxifare_cli.errors import ConfigError, MissingExtraError
-from taxifare_cli.ports import DataStore, ModelRegistry, RideSource
+from taxifare_cli.ports import DataStore, FileStore, ModelRegistry, RideSource
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
     from taxifare_cli.core.model import HyperParams
 
-STORES: dict[str, tuple[str, str | None]] = {
+Table = dict[str, tuple[str, str | None]]
+
+STORES: Table = {
     "local": ("taxifare_cli.adapters.storage.local:LocalStore", None),
     "gcs": ("taxifare_cli.adapters.storage.gcs:GcsStore", "gcp"),
     "bigquery": ("taxifare_cli.adapters.storage.bigquery:BigQueryStore", "gcp"),
 }
-REGISTRIES: dict[str, tuple[str, str | None]] = {
+REGISTRIES: Table = {
     "local": ("taxifare_cli.adapters.registry.local:LocalRegistry", None),
     "mlflow": ("taxifare_cli.adapters.registry.mlflow:MlflowRegistry", "mlflow"),
 }
-SOURCES: dict[str, tuple[str, str | None]] = {
+SOURCES: Table = {
     "remote": ("taxifare_cli.adapters.sources.http:HttpSource", None),
     "synthetic": ("taxifare_cli.adapters.sources.synthetic:SyntheticSource", None),
 }
+# The vocabulary and the tables name the same backends (tests/unit/test_bootstrap.py checks it).
+TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
+    "storage": (STORES, STORE_BACKENDS),
+    "registry": (REGISTRIES, REGISTRY_BACKENDS),
+    "source": (SOURCES, RIDE_ORIGINS),
+}
 
 
-def _load(table: dict[str, tuple[str, str | None]], kind: str, name: str) -> Any:
+def _build(kind: str, name: str, settings: Settings) -> Any:
+    table, _ = TABLES[kind]
     try:
         target, extra = table[name]
     except KeyError:
@@ -44,30 +55,33 @@ def _load(table: dict[str, tuple[str, str | None]], kind: str, name: str) -> Any
         if extra is not None and e.name and not e.name.startswith("taxifare_cli"):
             raise MissingExtraError(name, extra) from e
         raise
-    cls: Any = getattr(module, attr)
-    return cls
+    return getattr(module, attr).from_settings(settings)
 
 
 def build_store(settings: Settings, name: str | None = None) -> DataStore:
     """The data store `name` (default: storage.backend) configured from settings."""
-    name = name or settings.storage.backend
-    cls = _load(STORES, "storage", name)
-    if name == "local":
-        store: DataStore = cls(settings.data_dir)
-    else:
-        store = cls.from_settings(settings)
+    store: DataStore = _build("storage", name or settings.storage.backend, settings)
+    return store
+
+
+def build_local_store(settings: Settings) -> FileStore:
+    """The data directory on this machine, where fetched files land."""
+    store = build_store(settings, "local")
+    if not isinstance(store, FileStore):
+        raise ConfigError(f"the local storage backend {type(store).__name__} does not keep files")
     return store
 
 
 def build_registry(settings: Settings, name: str | None = None) -> ModelRegistry:
     """The model registry `name` (default: registry.backend) configured from settings."""
-    name = name or settings.registry.backend
-    cls = _load(REGISTRIES, "registry", name)
-    if name == "local":
-        registry: ModelRegistry = cls(settings.registry_dir, settings.registry.model_name)
-    else:
-        registry = cls.from_settings(settings)
+    registry: ModelRegistry = _build("registry", name or settings.registry.backend, settings)
     return registry
+
+
+def build_source(settings: Settings, name: str | None = None) -> RideSource:
+    """Where `data fetch` gets rides: the remote URL template or the simulator."""
+    source: RideSource = _build("source", name or settings.data.origin, settings)
+    return source
 
 
 def build_hyperparams(settings: Settings) -> HyperParams:
@@ -84,10 +98,3 @@ def build_hyperparams(settings: Settings) -> HyperParams:
         patience=t.patience,
         seed=t.seed,
     )
-
-
-def build_source(settings: Settings, name: str | None = None) -> RideSource:
-    """Where `data fetch` gets rides: the remote URL template or the simulator."""
-    cls = _load(SOURCES, "source", name or settings.data.origin)
-    source: RideSource = cls.from_settings(settings)
-    return source

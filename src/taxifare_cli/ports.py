@@ -10,15 +10,53 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from taxifare_cli.core.vocabulary import STAGES, Stage
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from taxifare_cli.core.cleaning import CleaningRules
 
-Stage = Literal["None", "Staging", "Production", "Archived"]
-STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
+__all__ = ["STAGES", "Stage"]  # re-exported: the registries' vocabulary
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class Progress(Protocol):
+    """A sink for progress; the CLI draws bars on a terminal, cron sees nothing."""
+
+    def start(self, task: str, total: float | None = None, unit: str = "rows") -> None: ...
+
+    def advance(self, task: str, amount: float = 1.0, *, info: str = "") -> None: ...
+
+    def finish(self, task: str) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+
+class SilentProgress:
+    """Progress that goes nowhere: the default for use cases called from code."""
+
+    def start(self, task: str, total: float | None = None, unit: str = "rows") -> None:
+        pass
+
+    def advance(self, task: str, amount: float = 1.0, *, info: str = "") -> None:
+        pass
+
+    def finish(self, task: str) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+
+SILENT = SilentProgress()
+
+
+# -- data -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,30 @@ class DataStore(Protocol):
     def delete(self, name: str) -> bool:
         """Remove `name`; True if something was removed."""
         ...
+
+
+@runtime_checkable
+class FileStore(DataStore, Protocol):
+    """A DataStore whose datasets are files on this machine (the local store).
+
+    Fetching writes into it through a staging file beside the target, so the
+    final rename is atomic and on one disk.
+    """
+
+    def path(self, name: str) -> Path:
+        """Where `name`'s CSV file is (or would be)."""
+        ...
+
+    def staging_path(self, name: str) -> Path:
+        """A new empty temporary file beside `name`'s; the caller puts or removes it."""
+        ...
+
+
+@runtime_checkable
+class Downloadable(Protocol):
+    """A store that can copy a dataset's bytes unchanged to a local file (the bucket)."""
+
+    def download(self, name: str, dest: Path) -> None: ...
 
 
 @dataclass
@@ -224,7 +286,7 @@ class RideSource(Protocol):
         """Where `name` would come from (a URL, "simulator seed 42"), for --dry-run and records."""
         ...
 
-    def fetch(self, name: str, dest: Path, *, progress: Any = None) -> None:
+    def fetch(self, name: str, dest: Path, *, progress: Progress = SILENT) -> None:
         """Write the raw CSV of `name` to `dest` (a temporary path the caller renames)."""
         ...
 

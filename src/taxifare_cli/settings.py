@@ -12,12 +12,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from taxifare_cli.core.schema import MONTHS, SIZES
+from taxifare_cli.core.vocabulary import NotifyBackend, RegistryBackend, RideOrigin, StoreBackend
 from taxifare_cli.errors import ConfigError
 
 ENV_PREFIX = "TAXIFARE_"
@@ -64,7 +65,7 @@ class DataSettings(_Section):
     chunk_size: int = Field(
         100_000, ge=1_000, description="Rows read and processed at a time; memory stays flat."
     )
-    origin: Literal["remote", "synthetic"] = Field(
+    origin: RideOrigin = Field(
         "remote", description="Where `data fetch` gets rides: the remote URL or the simulator."
     )
     remote_url: str = Field(
@@ -95,7 +96,7 @@ class DataSettings(_Section):
 
 
 class StorageSettings(_Section):
-    backend: Literal["local", "gcs", "bigquery"] = Field(
+    backend: StoreBackend = Field(
         "local", description="Where `model train/evaluate` read rides from by default."
     )
     bucket: str | None = Field(None, description="Cloud Storage bucket of the raw files.")
@@ -112,7 +113,7 @@ class StorageSettings(_Section):
 
 
 class RegistrySettings(_Section):
-    backend: Literal["local", "mlflow"] = Field(
+    backend: RegistryBackend = Field(
         "local", description="Where model versions are kept: a local folder or MLflow."
     )
     local_path: Path = Field(
@@ -156,9 +157,7 @@ class TrainingSettings(_Section):
 
 class WorkflowSettings(_Section):
     month: str = Field("jan", description="Month `workflow run` processes by default.")
-    origin: Literal["remote", "synthetic"] = Field(
-        "synthetic", description="Where `workflow run` gets its month of rides."
-    )
+    origin: RideOrigin = Field("synthetic", description="Where `workflow run` gets its month of rides.")
     auto_promote: bool = Field(
         False, description="Promote the new model when it beats Production, without asking."
     )
@@ -176,7 +175,7 @@ class WorkflowSettings(_Section):
 
 
 class NotifySettings(_Section):
-    backend: Literal["console", "webhook"] = Field("console", description="Where workflow verdicts go.")
+    backend: NotifyBackend = Field("console", description="Where workflow verdicts go.")
     webhook_url: SecretStr | None = Field(
         None, description="Webhook receiving workflow verdicts (secret; never printed)."
     )

@@ -6,9 +6,9 @@ from tests.factories import ride_frame
 from tests.integration.http_fixtures import RideFiles, ride_server  # noqa: F401
 
 from taxifare_cli.adapters.sources.http import HttpSource
-from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
 from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.errors import DataError, NotFoundError, ServiceError
+from taxifare_cli.files.ride_csv import write_csv_atomic
 from taxifare_cli.services.data import fetch_data
 
 

@@ -16,10 +16,10 @@ from tests.integration.emulators import Emulator
 
 from taxifare_cli.adapters.sources.synthetic import SyntheticSource
 from taxifare_cli.adapters.storage.bigquery import BigQueryStore
-from taxifare_cli.adapters.storage.csv_chunks import sha256_file
 from taxifare_cli.adapters.storage.gcs import GcsStore
 from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.errors import NotFoundError, ServiceError, UsageError
+from taxifare_cli.files.ride_csv import sha256_file
 from taxifare_cli.services.transfer import TransferStep, reset_sources, upload_data
 
 pytestmark = pytest.mark.slow
@@ -65,8 +65,8 @@ def test_upload_to_the_bucket_then_again_changes_nothing(
     gcs = make_gcs_store()
     progress = RecordingProgress()
 
-    first = upload_data(["train_1k", "val_1k"], src=local, dest=gcs, progress=progress)
-    second = upload_data(["train_1k", "val_1k"], src=local, dest=gcs)
+    first = upload_data(["train_1k", "val_1k"], src=local, dest=gcs, chunk_size=1000, progress=progress)
+    second = upload_data(["train_1k", "val_1k"], src=local, dest=gcs, chunk_size=1000)
 
     assert actions(first) == [("upload", "train_1k", "gcs", "create"), ("upload", "val_1k", "gcs", "create")]
     assert [s.action for s in second] == ["unchanged", "unchanged"]
@@ -85,14 +85,14 @@ def test_a_changed_local_file_replaces_the_cloud_copy(
     local: LocalStore, rides_csv: RidesCsv, make_bq_store: Callable[..., BigQueryStore]
 ) -> None:
     bq = make_bq_store()
-    upload_data(["train_1k"], src=local, dest=bq)
+    upload_data(["train_1k"], src=local, dest=bq, chunk_size=1000)
     local.put("train_1k", rides_csv("train_1k", 350, seed=9), source="synthetic (seed 9)")
 
-    plan = upload_data(["train_1k"], src=local, dest=bq, dry_run=True)
+    plan = upload_data(["train_1k"], src=local, dest=bq, chunk_size=1000, dry_run=True)
     assert actions(plan) == [("upload", "train_1k", "bigquery", "replace")]
     assert bq.describe("train_1k").rows == 300  # type: ignore[union-attr]  # a dry run touched nothing
 
-    done = upload_data(["train_1k"], src=local, dest=bq)
+    done = upload_data(["train_1k"], src=local, dest=bq, chunk_size=1000)
 
     assert actions(done) == [("upload", "train_1k", "bigquery", "replace")]
     assert done[0].info is not None and done[0].info.rows == 350
@@ -102,9 +102,9 @@ def test_bucket_to_bigquery_keeps_the_bytes(
     local: LocalStore, make_gcs_store: Callable[..., GcsStore], make_bq_store: Callable[..., BigQueryStore]
 ) -> None:
     gcs, bq = make_gcs_store(), make_bq_store()
-    upload_data(["val_1k"], src=local, dest=gcs)
+    upload_data(["val_1k"], src=local, dest=gcs, chunk_size=1000)
 
-    steps = upload_data(["val_1k"], src=gcs, dest=bq)
+    steps = upload_data(["val_1k"], src=gcs, dest=bq, chunk_size=1000)
 
     assert actions(steps) == [("upload", "val_1k", "bigquery", "create")]
     assert steps[0].source == "gcs"
@@ -112,7 +112,7 @@ def test_bucket_to_bigquery_keeps_the_bytes(
     assert held is not None
     assert (held.rows, held.checksum) == (200, sha256_file(local.path("val_1k")))
     # Loaded from the bucket, the same file is recognised when it comes from disk.
-    assert [s.action for s in upload_data(["val_1k"], src=local, dest=bq)] == ["unchanged"]
+    assert [s.action for s in upload_data(["val_1k"], src=local, dest=bq, chunk_size=1000)] == ["unchanged"]
 
 
 def test_nothing_is_copied_when_the_source_lacks_a_dataset(
@@ -120,10 +120,10 @@ def test_nothing_is_copied_when_the_source_lacks_a_dataset(
 ) -> None:
     gcs = make_gcs_store()
     with pytest.raises(NotFoundError, match="local store has no train_10k"):
-        upload_data(["train_1k", "train_10k"], src=local, dest=gcs)
+        upload_data(["train_1k", "train_10k"], src=local, dest=gcs, chunk_size=1000)
     assert gcs.list() == []
     with pytest.raises(UsageError):
-        upload_data(["train_1k"], src=local, dest=local)
+        upload_data(["train_1k"], src=local, dest=local, chunk_size=1000)
 
 
 def test_an_interrupted_upload_of_several_files_completes_on_the_second_run(
@@ -138,13 +138,13 @@ def test_an_interrupted_upload_of_several_files_completes_on_the_second_run(
     proxy.cut_after(local.path("train_1k").stat().st_size + 8_000)
 
     with pytest.raises(ServiceError, match="cannot reach Cloud Storage"):
-        upload_data(["train_1k", "val_1k"], src=local, dest=gcs)
+        upload_data(["train_1k", "val_1k"], src=local, dest=gcs, chunk_size=1000)
 
     direct = make_gcs_store()
     assert direct.describe("train_1k") is not None
     assert direct.describe("val_1k") is None  # no half file
     proxy.heal()
-    again = upload_data(["train_1k", "val_1k"], src=local, dest=gcs)
+    again = upload_data(["train_1k", "val_1k"], src=local, dest=gcs, chunk_size=1000)
     assert [s.action for s in again] == ["unchanged", "create"]
 
 
@@ -159,7 +159,7 @@ def test_reset_sources_plans_then_fills_every_place(
     source = SyntheticSource(seed=7, chunk_size=50_000, month_rows=1_000, all_rows=1_000)
     gcs, bq = make_gcs_store(), make_bq_store()
 
-    plan = reset_sources(local=local, source=source, dests=[gcs, bq], parts=["1k"], dry_run=True)
+    plan = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True)
 
     assert actions(plan) == [
         ("fetch", "train_1k", "local", "create"),
@@ -173,7 +173,7 @@ def test_reset_sources_plans_then_fills_every_place(
     assert plan[0].source == "synthetic (seed 7)"
     assert local.list() == [] and gcs.list() == [] and bq.list() == []
 
-    done = reset_sources(local=local, source=source, dests=[gcs, bq], parts=["1k"])
+    done = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"])
 
     assert [s.action for s in done] == ["create"] * 6
     for name in ("train_1k", "val_1k"):
@@ -181,9 +181,9 @@ def test_reset_sources_plans_then_fills_every_place(
         assert len(set(checksums.values())) == 1, checksums
         assert bq.describe(name).rows == 1_000  # type: ignore[union-attr]
 
-    replan = reset_sources(local=local, source=source, dests=[gcs, bq], parts=["1k"], dry_run=True)
+    replan = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True)
     assert [s.action for s in replan] == ["refresh", "refresh"] + ["unchanged"] * 4
-    again = reset_sources(local=local, source=source, dests=[gcs, bq], parts=["1k"])
+    again = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"])
     assert [s.action for s in again] == ["unchanged"] * 6
     assert len(list(gcs_client.list_blobs(bucket))) == 2
     assert [s.as_dict()["step"] for s in again] == ["fetch", "fetch", "upload", "upload", "upload", "upload"]
@@ -193,7 +193,7 @@ def test_reset_of_the_local_files_only(tmp_path: Path) -> None:
     local = LocalStore(tmp_path / "data")
     source = SyntheticSource(seed=7, chunk_size=50_000, month_rows=1_000, all_rows=1_000)
 
-    steps = reset_sources(local=local, source=source, parts=["1k"])
+    steps = reset_sources(local=local, source=source, chunk_size=1000, parts=["1k"])
 
     assert actions(steps) == [
         ("fetch", "train_1k", "local", "create"),
@@ -206,9 +206,9 @@ def test_from_bigquery_the_rows_are_written_out_again(
     local: LocalStore, make_gcs_store: Callable[..., GcsStore], make_bq_store: Callable[..., BigQueryStore]
 ) -> None:
     gcs, bq = make_gcs_store(), make_bq_store()
-    upload_data(["val_1k"], src=local, dest=bq)
+    upload_data(["val_1k"], src=local, dest=bq, chunk_size=1000)
 
-    steps = upload_data(["val_1k"], src=bq, dest=gcs)
+    steps = upload_data(["val_1k"], src=bq, dest=gcs, chunk_size=1000)
 
     assert actions(steps) == [("upload", "val_1k", "gcs", "create")]
     assert steps[0].info is not None and steps[0].info.rows == 200

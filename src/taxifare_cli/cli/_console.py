@@ -91,8 +91,8 @@ class Output:
             self.err.print(f"[dim]{message}[/]", highlight=False)
 
     def progress(self) -> Any:
-        """A Progress sink (services/progress.py): bars on a terminal, else nothing."""
-        from taxifare_cli.services.progress import SILENT
+        """A Progress sink (ports.Progress): bars on a terminal, else nothing."""
+        from taxifare_cli.ports import SILENT
 
         if self.quiet or not self.err.is_terminal:
             return SILENT

@@ -1,4 +1,4 @@
-"""What every command gets from the root: where settings come from, and the output."""
+"""What every command gets from the root, through the click context: settings' origin, output, the app."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from taxifare_cli.cli._console import Output
 
 if TYPE_CHECKING:
+    from taxifare_cli.app import Taxifare
     from taxifare_cli.settings import LoadedSettings
 
 
@@ -24,6 +25,12 @@ class AppState:
         from taxifare_cli.settings import load_settings  # pydantic costs start-up time
 
         return load_settings(config=self.config, flags=flags)
+
+    def app(self, **flags: Any) -> Taxifare:
+        """The application object on these settings, reporting progress to this output."""
+        from taxifare_cli.app import Taxifare
+
+        return Taxifare(self.load(**flags).settings, progress=self.output.progress())
 
 
 def state(ctx: typer.Context) -> AppState:

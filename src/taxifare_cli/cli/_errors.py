@@ -10,27 +10,31 @@ from taxifare_cli.errors import TaxifareError
 
 
 def report(exc: BaseException, out: Output) -> int:
-    """Print `exc` as the user should see it; return the exit code."""
+    """Print `exc` as the user should see it; return the exit code.
+
+    With --json, stdout still gets its one document: {"error", "hint", "exit_code"}.
+    """
     show_trace = out.verbose or os.environ.get("TAXIFARE_DEBUG") == "1"
+    hint: str | None
     if isinstance(exc, TaxifareError):
-        out.error(_escape(exc.message))
-        if exc.hint:
-            out.err.print(f"  hint: {_escape(exc.hint)}", highlight=False)
-        if show_trace:
-            out.err.print(traceback.format_exc(), markup=False, highlight=False)
-        return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        out.error("interrupted")
-        return 130
-    if isinstance(exc, MemoryError):
-        out.error("out of memory: lower data.chunk_size (env CHUNK_SIZE) or train on a larger machine")
-        return 1
-    out.error(f"unexpected {type(exc).__name__}: {_escape(str(exc))}")
-    if show_trace:
-        out.err.print(traceback.format_exc(), markup=False, highlight=False)
+        code, message, hint = exc.exit_code, exc.message, exc.hint
+    elif isinstance(exc, KeyboardInterrupt):
+        code, message, hint = 130, "interrupted", None
+        show_trace = False
+    elif isinstance(exc, MemoryError):
+        code, message = 1, "out of memory"
+        hint = "lower data.chunk_size (env CHUNK_SIZE) or train on a larger machine"
     else:
-        out.err.print("  hint: run again with --verbose for the traceback, and report it", highlight=False)
-    return 1
+        code, message = 1, f"unexpected {type(exc).__name__}: {exc}"
+        hint = None if show_trace else "run again with --verbose for the traceback, and report it"
+    out.error(_escape(message))
+    if hint:
+        out.err.print(f"  hint: {_escape(hint)}", highlight=False)
+    if show_trace:
+        out.err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    if out.json_mode:
+        out.result({"error": message, "hint": hint, "exit_code": code})
+    return code
 
 
 def _escape(text: str) -> str:

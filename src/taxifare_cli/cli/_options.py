@@ -1,11 +1,12 @@
-"""Option types shared by several commands."""
+"""Option types shared by several commands; their choices come from `core.vocabulary`."""
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
+
+from taxifare_cli.core.vocabulary import LoadableStage, RegistryBackend, RideOrigin, StoreBackend
 
 Size = Annotated[
     str | None,
@@ -16,42 +17,23 @@ Month = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-Version = Annotated[int | None, typer.Option("--version", "-v", help="A model version number.", min=1)]
-
-
-class StoreName(str, Enum):
-    local = "local"
-    gcs = "gcs"
-    bigquery = "bigquery"
-
-
-class StageName(str, Enum):
-    Staging = "Staging"
-    Production = "Production"
-
-
-class PromoteStage(str, Enum):
-    Staging = "Staging"
-    Production = "Production"
-    Archived = "Archived"
-
-
-class RegistryName(str, Enum):
-    local = "local"
-    mlflow = "mlflow"
-
-
-class Origin(str, Enum):
-    remote = "remote"
-    synthetic = "synthetic"
-
-
+Version = Annotated[int | None, typer.Option("--version", help="A model version number.", min=1)]
 Source = Annotated[
-    StoreName | None, typer.Option("--source", help="Where to read rides (default: storage.backend).")
+    StoreBackend | None,
+    typer.Option("--source", help="Where to read rides (default: storage.backend).", case_sensitive=False),
+]
+Origin = Annotated[
+    RideOrigin | None,
+    typer.Option(
+        "--source",
+        help="remote (data.remote_url) or synthetic (the simulator, offline).",
+        case_sensitive=False,
+    ),
 ]
 Target = Annotated[
-    RegistryName | None, typer.Option("--target", help="Model registry (default: registry.backend).")
+    RegistryBackend | None,
+    typer.Option("--target", help="Model registry (default: registry.backend).", case_sensitive=False),
 ]
 Stage = Annotated[
-    StageName | None, typer.Option("--stage", help="Use the model in this stage.", case_sensitive=False)
+    LoadableStage | None, typer.Option("--stage", help="Use the model in this stage.", case_sensitive=False)
 ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from taxifare_cli import __version__
 from taxifare_cli.cli import config, data, model, workflow
@@ -15,10 +18,59 @@ from taxifare_cli.cli._context import state
 from taxifare_cli.cli._errors import report
 from taxifare_cli.errors import EXIT_CODES
 
-EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+EPILOG = "Global options may also follow the command (taxifare model ls --json). Exit codes: " + "; ".join(
+    f"{code} {what}" for code, what in EXIT_CODES.items()
+)
+
+GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose"})
+GLOBAL_WITH_VALUE = frozenset({"--config"})
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move global options typed after the command to the front, as gh and kubectl allow.
+
+    Everything after `--` is left alone, and so is the value of `--config`.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(it)
+            break
+        if arg in GLOBAL_FLAGS or arg.startswith("--config="):
+            front.append(arg)
+        elif arg in GLOBAL_WITH_VALUE:
+            front.append(arg)
+            value = next(it, None)
+            if value is not None:
+                front.append(value)
+        else:
+            rest.append(arg)
+    return front + rest
+
+
+class RootGroup(TyperGroup):
+    """The root command: global options anywhere, and every failure as one line and an exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # exits and usage errors: click's own
+            raise
+        except Exception as e:  # KeyboardInterrupt too, below: click would say only "Aborted!"
+            raise typer.Exit(report(e, state(ctx).output)) from None
+        except KeyboardInterrupt as e:
+            raise typer.Exit(report(e, state(ctx).output)) from None
+
 
 app = typer.Typer(
     name="taxifare",
+    cls=RootGroup,
     help="The whole life of the WagonCab taxi-fare model: data, training, registry, promotion.",
     epilog=EPILOG,
     no_args_is_help=True,
@@ -28,10 +80,6 @@ app = typer.Typer(
 )
 for group in (config.app, data.app, model.app, workflow.app):
     app.add_typer(group)
-
-
-# The output of the running command, so errors raised out of it are printed its way.
-_OUTPUT: list[Output] = []
 
 
 def _version(value: bool) -> None:
@@ -55,7 +103,6 @@ def root(
     ] = False,
 ) -> None:
     st = state(ctx)
-    _OUTPUT[:] = [st.output]
     st.config = config_file
     st.output.json_mode = json_mode
     st.output.quiet = quiet
@@ -68,5 +115,5 @@ def run(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="taxifare")
     except SystemExit:
         raise
-    except BaseException as e:
-        sys.exit(report(e, _OUTPUT[0] if _OUTPUT else Output()))
+    except BaseException as e:  # raised outside a command (while parsing): no output settings yet
+        sys.exit(report(e, Output()))

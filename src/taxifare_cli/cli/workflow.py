@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from taxifare_cli.cli._context import state
-from taxifare_cli.cli._options import Origin
+from taxifare_cli.core.vocabulary import RideOrigin
 
 app = typer.Typer(name="workflow", help="Run the model's lifecycle on fresh months.", no_args_is_help=True)
 
@@ -19,7 +19,8 @@ def run(
         str | None, typer.Option("--month", help="2015 month: jan..jun (workflow.month).")
     ] = None,
     source: Annotated[
-        Origin | None, typer.Option("--source", help="remote or synthetic (workflow.origin).")
+        RideOrigin | None,
+        typer.Option("--source", help="remote or synthetic (workflow.origin).", case_sensitive=False),
     ] = None,
     auto_promote: Annotated[
         bool | None,
@@ -32,32 +33,19 @@ def run(
     Example: taxifare workflow run --month feb --auto-promote
     """
     st = state(ctx)
-    settings = st.load(
+    taxifare = st.app(
         **{
             "workflow.month": month,
-            "workflow.origin": source.value if source else None,
+            "workflow.origin": source,
             "workflow.auto_promote": auto_promote,
             "training.epochs": epochs,
         }
-    ).settings
-    from taxifare_cli.bootstrap import build_hyperparams, build_registry, build_source, build_store
-    from taxifare_cli.services.lifecycle import run_lifecycle
-
+    )
+    settings = taxifare.settings
     w = settings.workflow
     out = st.output
     out.info(f"workflow for {w.month} 2015: rides from {w.origin}, models in {settings.registry.backend}")
-    result = run_lifecycle(
-        w.month,
-        local=build_store(settings, "local"),  # type: ignore[arg-type]
-        source=build_source(settings, w.origin),
-        store=build_store(settings),
-        registry=build_registry(settings),
-        hp=build_hyperparams(settings),
-        chunk_size=settings.data.chunk_size,
-        auto_promote=w.auto_promote,
-        min_improvement=w.min_improvement,
-        progress=out.progress(),
-    )
+    result = taxifare.run_month()
     new = result.trained.version.version
     lines = []
     for f in result.fetched:

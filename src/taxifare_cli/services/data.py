@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.core.schema import RAW_COLUMNS, SPLITS, check_part
 from taxifare_cli.errors import DataError, UsageError
-from taxifare_cli.ports import DatasetInfo, DataStore, RideSource
-from taxifare_cli.services.progress import SILENT, Progress
+from taxifare_cli.ports import SILENT, DatasetInfo, DataStore, FileStore, Progress, RideSource
 
 
 @dataclass
@@ -53,7 +51,7 @@ def _check_header(path: Path, origin: str) -> None:
 
 def fetch_data(
     part: str,
-    store: LocalStore,
+    store: FileStore,
     source: RideSource,
     *,
     dry_run: bool = False,

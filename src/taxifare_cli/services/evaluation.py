@@ -12,8 +12,7 @@ from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
 from taxifare_cli.core.model import MetricAccumulator
 from taxifare_cli.errors import DataError
-from taxifare_cli.ports import DataStore, ModelRef, ModelRegistry, ModelVersion
-from taxifare_cli.services.progress import SILENT, Progress
+from taxifare_cli.ports import SILENT, DataStore, ModelRef, ModelRegistry, ModelVersion, Progress
 
 
 @dataclass

@@ -20,8 +20,7 @@ import numpy as np
 from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningReport, CleaningRules, clean_chunk
 from taxifare_cli.core.features import N_FEATURES, compute_features
 from taxifare_cli.core.model import RunningStats
-from taxifare_cli.ports import DataStore
-from taxifare_cli.services.progress import SILENT, Progress
+from taxifare_cli.ports import SILENT, DataStore, Progress
 
 BLOCK_ROWS = 65_536
 _WIDTH = N_FEATURES + 1

@@ -9,19 +9,28 @@ decide. Then price a few of the month's rides with whatever is in Production.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.core.model import HyperParams
+from taxifare_cli.core.vocabulary import Stage
 from taxifare_cli.errors import NotFoundError
-from taxifare_cli.ports import DataStore, ModelRef, ModelRegistry, Promotion, RideSource
+from taxifare_cli.ports import (
+    SILENT,
+    DataStore,
+    FileStore,
+    ModelRef,
+    ModelRegistry,
+    Progress,
+    Promotion,
+    RideSource,
+)
 from taxifare_cli.services.data import FetchResult, fetch_data
 from taxifare_cli.services.evaluation import evaluate_model
-from taxifare_cli.services.progress import SILENT, Progress
 from taxifare_cli.services.registry import promote_model
 from taxifare_cli.services.training import TrainResult, train_model
 
 SAMPLE_RIDES = 5
+Verdict = Literal["promoted", "staged", "kept"]
 
 
 @dataclass
@@ -32,7 +41,7 @@ class LifecycleResult:
     production_mae: float | None  # the old Production model on this month's val set
     trained: TrainResult
     new_mae: float
-    verdict: str  # "promoted", "staged", "kept"
+    verdict: Verdict
     promotion: Promotion | None
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -56,10 +65,26 @@ class LifecycleResult:
         }
 
 
+def decide(
+    production_mae: float | None, challenger_mae: float, *, min_improvement: float, auto_promote: bool
+) -> Verdict:
+    """The champion/challenger rule.
+
+    With no Production model the challenger is promoted. Otherwise it must beat
+    Production's MAE on the same month by more than `min_improvement` dollars;
+    then it is promoted when `auto_promote`, else staged for a human to decide.
+    """
+    if production_mae is None:
+        return "promoted"
+    if production_mae - challenger_mae > min_improvement:
+        return "promoted" if auto_promote else "staged"
+    return "kept"
+
+
 def run_lifecycle(
     month: str,
     *,
-    local: LocalStore,
+    local: FileStore,
     source: RideSource,
     store: DataStore,
     registry: ModelRegistry,
@@ -100,16 +125,11 @@ def run_lifecycle(
         progress=progress,
     )
     new_mae = trained.metrics["val_mae"]
-    better = prod_mae is None or prod_mae - new_mae > min_improvement
-    if better and (auto_promote or prod is None):
-        promotion: Promotion | None = promote_model(registry, trained.version.version, "Production")
-        verdict = "promoted"
-    elif better:
-        promotion = promote_model(registry, trained.version.version, "Staging")
-        verdict = "staged"
-    else:
-        promotion = None
-        verdict = "kept"
+    verdict = decide(prod_mae, new_mae, min_improvement=min_improvement, auto_promote=auto_promote)
+    promotion: Promotion | None = None
+    if verdict != "kept":
+        stage: Stage = "Production" if verdict == "promoted" else "Staging"
+        promotion = promote_model(registry, trained.version.version, stage)
 
     samples = _price_samples(store, registry, val_name, chunk_size)
     return LifecycleResult(

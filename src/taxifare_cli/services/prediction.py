@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from taxifare_cli.adapters.storage.csv_chunks import file_opener, iter_csv_chunks
 from taxifare_cli.artifact import FareModel
-from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
+from taxifare_cli.core.cleaning import CleaningReport
+from taxifare_cli.core.pricing import NEW_YORK_HINT, UnpriceableRides
 from taxifare_cli.core.schema import RIDE_FIELDS, TIMESTAMP_FORMAT
 from taxifare_cli.errors import DataError
-from taxifare_cli.ports import ModelRef, ModelRegistry, ModelVersion
-from taxifare_cli.services.progress import SILENT, Progress
+from taxifare_cli.files.atomic import atomic_open
+from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks
+from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
 
 PRED_COLUMN = "fare_prediction"
 
@@ -83,18 +84,14 @@ def load_model(registry: ModelRegistry, ref: ModelRef, tmp: Path) -> tuple[Model
 
 def predict_rides(registry: ModelRegistry, ref: ModelRef, rides: pd.DataFrame) -> RidePrediction:
     """Fares for rides given in full; any ride the model cannot price is an error."""
-    clean, report = clean_chunk(rides, require_fare=False, dedupe=False)
-    if report.rows_dropped:
-        reason = next(iter(report.dropped))
-        raise DataError(
-            f"cannot price this ride: {reason}",
-            hint="both ends must lie in New York (latitude 40.5-40.9, longitude -74.3 to -73.7) "
-            "with 1 to 7 passengers",
-        )
     with tempfile.TemporaryDirectory(prefix="taxifare-predict-") as tmp:
         version, model = load_model(registry, ref, Path(tmp))
-        fares = model.predict(clean)
-    return RidePrediction(version, [round(float(f), 2) for f in fares])
+        try:
+            priced = model.price(rides)
+        except UnpriceableRides as e:
+            reason = next(iter(e.report.dropped))
+            raise DataError(f"cannot price this ride: {reason}", hint=NEW_YORK_HINT) from None
+    return RidePrediction(version, [round(float(f), 2) for f in priced.fares])
 
 
 def predict_file(
@@ -115,52 +112,35 @@ def predict_file(
         raise DataError(f"input file {input_path} does not exist")
     collected: list[pd.DataFrame] = []
     report = CleaningReport()
-    rows = predicted = 0
-    tmp_out: Path | None = None
-    with tempfile.TemporaryDirectory(prefix="taxifare-predict-") as tmp:
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="taxifare-predict-") as tmp, ExitStack() as stack:
         version, model = load_model(registry, ref, Path(tmp))
         out_f = None
         if output_path is not None:
-            output_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(
-                prefix=f".{output_path.name}.", suffix=".part", dir=output_path.parent
-            )
-            tmp_out = Path(name)
-            out_f = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        try:
-            chunks = iter_csv_chunks(
-                file_opener(input_path), chunk_size, name=str(input_path), required=RIDE_FIELDS
-            )
-            task = f"predicting {input_path.name}"
-            progress.start(task)
-            header = True
-            for chunk in chunks:
-                clean, rep = clean_chunk(chunk, require_fare=False, dedupe=False)
-                report.add(rep)
-                preds = np.full(len(chunk), np.nan)
-                if not clean.empty:
-                    preds[chunk.index.get_indexer(clean.index)] = model.predict(clean)
-                keys = chunk["key"] if "key" in chunk.columns else pd.Series(range(rows, rows + len(chunk)))
-                frame = pd.DataFrame({"key": keys.to_numpy(), PRED_COLUMN: np.round(preds, 2)})
-                rows += len(chunk)
-                predicted += len(clean)
-                progress.advance(task, len(chunk))
-                if out_f is not None:
-                    frame.to_csv(out_f, index=False, header=header)
-                    header = False
-                else:
-                    collected.append(frame)
-            progress.finish(task)
+            out_f = stack.enter_context(atomic_open(output_path, "w", newline=""))
+        chunks = iter_csv_chunks(
+            file_opener(input_path), chunk_size, name=str(input_path), required=RIDE_FIELDS
+        )
+        task = f"predicting {input_path.name}"
+        progress.start(task)
+        header = True
+        for chunk in chunks:
+            malformed = int(chunk.attrs.get("malformed_rows", 0))
+            priced = model.price(chunk, invalid="nan")
+            report.add(priced.report)
+            if malformed:
+                report.rows_in += malformed
+                report.dropped["malformed line"] += malformed
+            keys = chunk["key"] if "key" in chunk.columns else pd.Series(range(rows, rows + len(chunk)))
+            frame = pd.DataFrame({"key": keys.to_numpy(), PRED_COLUMN: np.round(priced.fares, 2)})
             if out_f is not None:
-                out_f.close()
-                out_f = None
-                assert tmp_out is not None and output_path is not None
-                os.replace(tmp_out, output_path)
-        finally:
-            if out_f is not None:
-                out_f.close()
-            if tmp_out is not None:
-                tmp_out.unlink(missing_ok=True)
-    result = FilePrediction(version, output_path, rows, predicted, report)
+                frame.to_csv(out_f, index=False, header=header)
+                header = False
+            else:
+                collected.append(frame)
+            rows += len(chunk)
+            progress.advance(task, len(chunk))
+        progress.finish(task)
+    result = FilePrediction(version, output_path, rows, report.rows_out, report)
     predictions = pd.concat(collected, ignore_index=True) if collected else None
     return result, predictions

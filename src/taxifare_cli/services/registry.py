@@ -6,10 +6,9 @@ import getpass
 import os
 from datetime import UTC, datetime
 
+from taxifare_cli.core.vocabulary import PROMOTABLE_STAGES, Stage, displaced
 from taxifare_cli.errors import UsageError
-from taxifare_cli.ports import ModelRef, ModelRegistry, ModelVersion, Promotion, Stage
-
-PROMOTABLE: tuple[Stage, ...] = ("Staging", "Production", "Archived")
+from taxifare_cli.ports import ModelRef, ModelRegistry, ModelVersion, Promotion
 
 
 def who() -> str:
@@ -22,14 +21,12 @@ def who() -> str:
 
 def promote_model(registry: ModelRegistry, version: int, stage: Stage, *, dry_run: bool = False) -> Promotion:
     """Put `version` in `stage`; the previous holder is archived. A dry run changes nothing."""
-    if stage not in PROMOTABLE:
-        raise UsageError(f"cannot promote to {stage!r}: choose {', '.join(PROMOTABLE)}")
-    target = registry.get(ModelRef(version=version))  # raises NotFoundError
+    if stage not in PROMOTABLE_STAGES:
+        raise UsageError(f"cannot promote to {stage!r}: choose {', '.join(PROMOTABLE_STAGES)}")
+    registry.get(ModelRef(version=version))  # raises NotFoundError
     if dry_run:
-        previous = None
-        if stage != "Archived":
-            holder = [v for v in registry.list() if v.stage == stage]
-            previous = holder[0].version if holder and holder[0].version != target.version else None
+        holder = next((v.version for v in registry.list() if v.stage == stage), None)
+        previous = displaced(stage, version, holder)
         return Promotion(version, stage, previous, datetime.now(UTC), who(), dry_run=True)
     return registry.promote(version, stage, by=who())
 

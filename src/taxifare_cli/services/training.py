@@ -18,9 +18,17 @@ from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.features import N_FEATURES, min_variance
 from taxifare_cli.core.model import HyperParams, MetricAccumulator, RunningStats, build_model, compile_model
 from taxifare_cli.errors import DataError
-from taxifare_cli.ports import DataStore, ModelRef, ModelRegistry, ModelVersion, Stage, TrainingRecord
+from taxifare_cli.ports import (
+    SILENT,
+    DataStore,
+    ModelRef,
+    ModelRegistry,
+    ModelVersion,
+    Progress,
+    Stage,
+    TrainingRecord,
+)
 from taxifare_cli.services.feature_cache import FeatureFile, build_feature_file
-from taxifare_cli.services.progress import SILENT, Progress
 
 if TYPE_CHECKING:
     import keras

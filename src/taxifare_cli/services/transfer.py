@@ -14,15 +14,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
-from taxifare_cli.adapters.storage.csv_chunks import sha256_file, write_csv_atomic
-from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import NotFoundError, UsageError
-from taxifare_cli.ports import DatasetInfo, DataStore, RideSource
+from taxifare_cli.files.ride_csv import sha256_file, write_csv_atomic
+from taxifare_cli.ports import SILENT, DatasetInfo, DataStore, Downloadable, FileStore, Progress, RideSource
 from taxifare_cli.services.data import dataset_names, fetch_data
-from taxifare_cli.services.progress import SILENT, Progress
 
 # The sizes `data reset` puts everywhere (the original's reset_sources_all); "all" is left out: it is huge.
 STANDARD_PARTS: tuple[str, ...] = ("1k", "10k", "100k", "500k")
@@ -58,25 +56,12 @@ class TransferStep:
         }
 
 
-@runtime_checkable
-class _HasFiles(Protocol):
-    """A store whose datasets are files on this machine (LocalStore)."""
-
-    def path(self, name: str) -> Path: ...
-
-
-@runtime_checkable
-class _Downloads(Protocol):
-    """A store that can copy a dataset's bytes to a local file (GcsStore)."""
-
-    def download(self, name: str, dest: Path) -> None: ...
-
-
 def upload_data(
     names: Sequence[str],
     *,
     src: DataStore,
     dest: DataStore,
+    chunk_size: int,
     dry_run: bool = False,
     progress: Progress = SILENT,
 ) -> list[TransferStep]:
@@ -114,7 +99,7 @@ def upload_data(
                     )
                 )
                 continue
-            steps.append(_copy(name, src, dest, source_info))
+            steps.append(_copy(name, src, dest, source_info, chunk_size))
             progress.advance(task, source_info.bytes or 0, info=name)
     finally:
         if not dry_run:
@@ -124,9 +109,10 @@ def upload_data(
 
 def reset_sources(
     *,
-    local: LocalStore,
+    local: FileStore,
     source: RideSource,
     dests: Sequence[DataStore] = (),
+    chunk_size: int,
     parts: Sequence[str] = STANDARD_PARTS,
     dry_run: bool = False,
     progress: Progress = SILENT,
@@ -165,7 +151,7 @@ def reset_sources(
                 plan = _plan(before, checksum) if checksum else ("create" if before is None else "refresh")
                 steps.append(TransferStep("upload", name, local.kind, dest.kind, plan, True, before))
         else:
-            steps.extend(upload_data(names, src=local, dest=dest, progress=progress))
+            steps.extend(upload_data(names, src=local, dest=dest, chunk_size=chunk_size, progress=progress))
     return steps
 
 
@@ -177,19 +163,21 @@ def _plan(before: DatasetInfo | None, checksum: str | None) -> Action:
     return "replace"
 
 
-def _copy(name: str, src: DataStore, dest: DataStore, source_info: DatasetInfo) -> TransferStep:
+def _copy(
+    name: str, src: DataStore, dest: DataStore, source_info: DatasetInfo, chunk_size: int
+) -> TransferStep:
     start = time.perf_counter()
     before = dest.describe(name)
     origin = source_info.source or src.kind
-    if isinstance(src, _HasFiles):
+    if isinstance(src, FileStore):
         after = dest.put(name, src.path(name), source=origin)
     else:
         with tempfile.TemporaryDirectory(prefix="taxifare-upload-") as tmp:
             path = Path(tmp) / f"{name}.csv"
-            if isinstance(src, _Downloads):
+            if isinstance(src, Downloadable):
                 src.download(name, path)
             else:  # re-encoded through the reader: same rows, maybe not the same bytes
-                write_csv_atomic(src.read_chunks(name, 100_000), path)
+                write_csv_atomic(src.read_chunks(name, chunk_size), path)
             if source_info.checksum is not None and sha256_file(path) != source_info.checksum:
                 origin = f"{origin} (via {src.kind})"
             after = dest.put(name, path, source=origin)

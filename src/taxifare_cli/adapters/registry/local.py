@@ -22,11 +22,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taxifare_cli.adapters.storage.local import write_json_atomic
+from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
 from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
+from taxifare_cli.files.atomic import write_json_atomic
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, Stage, TrainingRecord
+
+if TYPE_CHECKING:
+    from taxifare_cli.settings import Settings
 
 ARTIFACT = "artifact"
 
@@ -37,6 +41,10 @@ class LocalRegistry:
     def __init__(self, root: Path, model_name: str = "taxifare") -> None:
         self.dir = root / model_name
         self.versions_dir = self.dir / "versions"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalRegistry:
+        return cls(settings.registry_dir, settings.registry.model_name)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -114,7 +122,7 @@ class LocalRegistry:
     def _resolve(self, ref: ModelRef, stages: dict[str, Any]) -> int:
         if ref.version is not None:
             return ref.version
-        if ref.stage in ("Staging", "Production"):
+        if ref.stage in LOADABLE_STAGES:
             held = stages.get(ref.stage)
             if held is None:
                 raise NotFoundError(
@@ -138,8 +146,8 @@ class LocalRegistry:
         return [self._read(n, stages) for n in self._numbers()]
 
     def promote(self, version: int, stage: Stage, *, by: str) -> Promotion:
-        if stage not in ("Staging", "Production", "Archived", "None"):
-            raise UsageError(f"unknown stage {stage!r}")
+        if stage not in STAGES:
+            raise UsageError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}")
         with self._locked():
             stages = self._stages()
             self._read(version, stages)  # raises if it does not exist
@@ -150,9 +158,9 @@ class LocalRegistry:
                     stages[s] = None
             if version in archived:
                 archived.remove(version)
-            if stage in ("Staging", "Production"):
-                previous = stages.get(stage)
-                if previous is not None and previous != version:
+            if stage in LOADABLE_STAGES:
+                previous = displaced(stage, version, stages.get(stage))
+                if previous is not None:
                     archived.append(previous)
                 stages[stage] = version
             elif stage == "Archived":

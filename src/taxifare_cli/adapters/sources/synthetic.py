@@ -31,8 +31,8 @@ class SyntheticSource:
         return f"synthetic (seed {self.seed})"
 
     def fetch(self, name: str, dest: Path, *, progress: Any = None) -> None:
-        from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
         from taxifare_cli.core.simulator import iter_simulated_dataset
+        from taxifare_cli.files.ride_csv import write_csv_atomic
 
         chunks = iter_simulated_dataset(
             name,

@@ -402,7 +402,7 @@ def _where(rules: CleaningRules | None) -> tuple[str, list[bigquery.ScalarQueryP
 
 
 def _page_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """One page of REST rows (`{"f": [{"v": "..."}]}`, in RAW_COLUMNS order), typed as csv_chunks types them.
+    """One page of REST rows (`{"f": [{"v": "..."}]}`, in RAW_COLUMNS order), typed as ride_csv types them.
 
     The client's own conversion goes value by value through Python objects;
     this builds each column in one pass, several times faster.
@@ -442,7 +442,7 @@ def _float(value: str | None) -> float:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Types as csv_chunks gives them: UTC timestamps, float64 numbers, str keys."""
+    """Types as ride_csv gives them: UTC timestamps, float64 numbers, str keys."""
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for c in RAW_COLUMNS:
         col = frame[c]

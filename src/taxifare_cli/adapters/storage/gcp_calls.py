@@ -227,7 +227,7 @@ class CsvFacts:
 
 
 def scan_csv(path: Path) -> CsvFacts:
-    """Rows (newlines minus the header, as csv_chunks.count_rows), size and digests."""
+    """Rows (newlines minus the header, as ride_csv.count_rows), size and digests."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
     newlines = size = 0

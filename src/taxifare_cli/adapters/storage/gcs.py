@@ -17,7 +17,6 @@ from typing import IO, TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # untyped package
 
-from taxifare_cli.adapters.storage.csv_chunks import iter_csv_chunks
 from taxifare_cli.adapters.storage.gcp_calls import (
     bounded_retry,
     credentials,
@@ -27,6 +26,7 @@ from taxifare_cli.adapters.storage.gcp_calls import (
 )
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import ConfigError, NotFoundError, ServiceError, TaxifareError
+from taxifare_cli.files.ride_csv import iter_csv_chunks
 from taxifare_cli.ports import DatasetInfo
 
 if TYPE_CHECKING:

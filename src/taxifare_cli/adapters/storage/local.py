@@ -11,40 +11,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taxifare_cli.adapters.storage.csv_chunks import (
+from taxifare_cli.core.schema import parse_dataset_name
+from taxifare_cli.errors import ConfigError, NotFoundError
+from taxifare_cli.files.atomic import atomic_path, temp_path_beside, write_json_atomic
+from taxifare_cli.files.ride_csv import (
     count_rows,
     file_opener,
     iter_csv_chunks,
     sha256_file,
 )
-from taxifare_cli.core.schema import parse_dataset_name
-from taxifare_cli.errors import ConfigError, NotFoundError
 from taxifare_cli.ports import DatasetInfo
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from taxifare_cli.core.cleaning import CleaningRules
+    from taxifare_cli.settings import Settings
 
 
 def _fetch_flag(name: str) -> str:
     part = parse_dataset_name(name)
     return f"--month {part.part}" if part.is_month else f"--size {part.part}"
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalStore:
@@ -54,6 +41,10 @@ class LocalStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStore:
+        return cls(settings.data_dir)
 
     def path(self, name: str) -> Path:
         return self.root / f"{parse_dataset_name(name)}.csv"
@@ -136,14 +127,8 @@ class LocalStore:
         if csv_path.parent.resolve() == self.root.resolve():
             os.replace(csv_path, target)
         else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=self.root)
-            os.close(fd)
-            try:
+            with atomic_path(target) as tmp:
                 shutil.copyfile(csv_path, tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
         size = target.stat().st_size
         write_json_atomic(
             self._manifest(target.stem),
@@ -169,6 +154,4 @@ class LocalStore:
     def staging_path(self, name: str) -> Path:
         """A temporary file beside the target, so the final rename stays on one disk."""
         self.ensure_writable()
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.root)
-        os.close(fd)
-        return Path(tmp)
+        return temp_path_beside(self.path(name))

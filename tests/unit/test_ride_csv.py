@@ -5,15 +5,15 @@ import pandas as pd
 import pytest
 from tests.factories import ride_frame
 
-from taxifare_cli.adapters.storage.csv_chunks import (
+from taxifare_cli.core.schema import RAW_COLUMNS
+from taxifare_cli.errors import DataError
+from taxifare_cli.files.ride_csv import (
     bytes_opener,
     count_rows,
     file_opener,
     iter_csv_chunks,
     write_csv_atomic,
 )
-from taxifare_cli.core.schema import RAW_COLUMNS
-from taxifare_cli.errors import DataError
 
 HEADER = ",".join(RAW_COLUMNS)
 LINE = "2013-07-02 19:54:00.0000003,{fare},2013-07-02 19:54:00 UTC,-73.98,40.712278000000005,-73.95,40.75,{pax}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -25,6 +24,7 @@ import pyarrow.csv as pacsv
 
 from taxifare_cli.core.schema import RAW_COLUMNS, TIMESTAMP_FORMAT
 from taxifare_cli.errors import DataError
+from taxifare_cli.files.atomic import atomic_path
 
 Opener = Callable[[], IO[bytes]]
 _NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
@@ -187,12 +187,9 @@ def frame_to_table(df: pd.DataFrame) -> pa.Table:
 
 def write_csv_atomic(frames: Iterable[pd.DataFrame], path: Path) -> tuple[int, str]:
     """Write frames as one CSV via a temporary name, then rename; (rows, sha256)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
     rows = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as f:
             writer: pacsv.CSVWriter | None = None
             schema: pa.Schema | None = None
             for df in frames:
@@ -210,10 +207,6 @@ def write_csv_atomic(frames: Iterable[pd.DataFrame], path: Path) -> tuple[int, s
             f.flush()
             os.fsync(f.fileno())
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return rows, digest
 
 
