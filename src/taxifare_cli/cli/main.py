@@ -18,8 +18,10 @@ from taxifare_cli.cli._context import state
 from taxifare_cli.cli._errors import report
 from taxifare_cli.errors import EXIT_CODES
 
-EPILOG = "Global options may also follow the command (taxifare model ls --json). Exit codes: " + "; ".join(
-    f"{code} {what}" for code, what in EXIT_CODES.items()
+EPILOG = (
+    "Exit codes: "
+    + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+    + ". Global options may also follow the command: taxifare model ls --json."
 )
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose"})

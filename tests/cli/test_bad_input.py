@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import Cli, Run
+from tests.cli.conftest import Cli, Run
 
 
 def one_clear_error(r: Run, code: int, *needles: str) -> None:

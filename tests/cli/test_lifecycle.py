@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from tests.e2e.conftest import Cli
+from tests.cli.conftest import Cli
+
+from taxifare_cli.services.lifecycle import decide
 
 RIDE = [
     "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
@@ -81,4 +83,10 @@ def test_workflow_run_promotes_first_model_then_judges_the_next(cli: Cli) -> Non
     second = r.json()
     assert second["production_before"] == 1 and second["production_mae"] > 0
     assert second["training"]["parent_version"] == 1
-    assert second["verdict"] in ("staged", "kept")
+    # The verdict is the rule's, applied to the two numbers the run reports (the rule is pinned in unit tests).
+    expected = decide(second["production_mae"], second["new_mae"], min_improvement=0.0, auto_promote=False)
+    assert second["verdict"] == expected
+    r = cli("--json", "model", "ls")
+    stages = {v["version"]: v["stage"] for v in r.json()}
+    assert stages[1] == "Production"
+    assert stages[2] == ("Staging" if expected == "staged" else "None")
