@@ -16,16 +16,18 @@ QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "MLFLOW_D
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit, integration (real servers on 127.0.0.1), e2e."""
     session.install("-e", ".[gcp,mlflow,test,bench]")
+    session.run("lint-imports")  # the layer contracts (docs/architecture.md)
     args = session.posargs or ["-q", "--durations=15"]
     session.run("pytest", *args, env=QUIET_TF)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (style, imports, bugs) and mypy (types)."""
+    """ruff (style, imports, bugs), mypy (types) and import-linter (the layer contracts)."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)

@@ -73,7 +73,7 @@ NOTES: dict[str, str] = {
     "startup": (
         "Start-up is dominated by imports done before the command runs. Profile with `python -X "
         "importtime -m taxifare_cli --help` and move the heaviest module-level import of cli/ into the "
-        "command that needs it (DESIGN.md: no pandas/TensorFlow at import)."
+        "command that needs it (docs/architecture.md: no pandas or TensorFlow at import)."
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries the exit code the CLI maps it to (see DESIGN.md).
+"""Domain errors. Each carries the exit code the CLI maps it to (listed in the README and `taxifare --help`).
 
 Services raise these with a message that says what went wrong and what to do;
 the CLI prints the message on one line and exits with the code.

@@ -1,4 +1,4 @@
-"""The ride simulator: schema, determinism, chunking, and the shape of real NYC fares (DATA.md)."""
+"""The ride simulator: schema, determinism, chunking, and the shape of real NYC fares (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_a_january_model_is_worse_in_june() -> None:
     assert jun["fare_amount"].mean() > 1.05 * jan["fare_amount"].mean()
 
 
-# --- the shape of real rides (DATA.md) ------------------------------------------------------
+# --- the shape of real rides (docs/data.md) ------------------------------------------------------
 def test_fare_quantiles_match_the_real_data(clean: pd.DataFrame) -> None:
     fare = clean["fare_amount"]
     real = {0.05: 4.10, 0.25: 6.00, 0.50: 8.50, 0.75: 12.50, 0.95: 30.0, 0.99: 52.50}
@@ -228,8 +228,8 @@ def test_the_fare_rise_of_september_2012(clean: pd.DataFrame) -> None:
     per_mile = clean["fare_amount"][mid] / dist[mid]
     after = clean["pickup_datetime"][mid] >= FARE_RISE
     before_rise, after_rise = per_mile[~after].median(), per_mile[after].median()
-    assert 5.1 < before_rise < 6.1  # DATA.md: about $5.60
-    assert 6.2 < after_rise < 7.2  # DATA.md: about $6.70
+    assert 5.1 < before_rise < 6.1  # docs/data.md: about $5.60
+    assert 6.2 < after_rise < 7.2  # docs/data.md: about $6.70
     # The meter: $2.50 plus $0.40 units before the rise, $0.50 units after (tolls aside).
     cents = np.round(clean["fare_amount"] * 100).astype(int) - 250
     early = clean["pickup_datetime"] < FARE_RISE
@@ -254,7 +254,7 @@ def test_clean_rows_are_clean(clean: pd.DataFrame) -> None:
 def test_dirty_rows_in_realistic_shares(raw: pd.DataFrame) -> None:
     n = len(raw)
     zero = (raw[COORDS] == 0).any(axis=1).mean()
-    assert 0.017 < zero < 0.023  # DATA.md: about 2%
+    assert 0.017 < zero < 0.023  # docs/data.md: about 2%
     lat = raw[["pickup_latitude", "dropoff_latitude"]].to_numpy()
     lon = raw[["pickup_longitude", "dropoff_longitude"]].to_numpy()
     inside = ((lat >= 40.5) & (lat <= 40.9) & (lon >= -74.3) & (lon <= -73.7)).all(axis=1)

@@ -1,6 +1,6 @@
 """Feature engineering on whole chunks of clean rides (numpy, no per-row Python).
 
-What the fare depends on (see shared/DATA.md): distance along the streets,
+What the fare depends on (see docs/data.md): distance along the streets,
 time in traffic (local hour and weekday), the tariff era, airport flat fares
 and surcharges, and where in the city the ride is. Passenger count barely
 matters but costs nothing.
