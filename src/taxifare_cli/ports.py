@@ -100,7 +100,7 @@ class DataStore(Protocol):
     def read_chunks(
         self, name: str, chunk_size: int, *, rules: CleaningRules | None = None
     ) -> Iterator[pd.DataFrame]:
-        """Raw rides in chunks, typed as `core.schema.read_raw` does.
+        """Raw rides in chunks, typed as `files.ride_csv.iter_csv_chunks` reads them.
 
         A store that can filter at the source may apply `rules` there (BigQuery
         pushes them into SQL); cleaning runs again after, so ignoring them is

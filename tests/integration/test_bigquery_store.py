@@ -12,21 +12,15 @@ import pytest
 
 pytest.importorskip("google.cloud.bigquery", reason="the gcp extra is not installed")
 
-from tests.factories import ride_frame
 from tests.integration.conftest import CuttingProxy
 from tests.integration.emulators import BQ_PROJECT, Emulator, free_port
 
 from taxifare_cli.adapters.storage.bigquery import BigQueryStore
-from taxifare_cli.adapters.storage.csv_chunks import (
-    file_opener,
-    iter_csv_chunks,
-    sha256_file,
-    write_csv_atomic,
-)
 from taxifare_cli.bootstrap import build_store
 from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningRules, clean_chunk
 from taxifare_cli.core.schema import RAW_COLUMNS
 from taxifare_cli.errors import ConfigError, DataError, NotFoundError, ServiceError
+from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks, sha256_file
 from taxifare_cli.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -96,20 +90,6 @@ def test_put_then_read_back_the_same_rows_in_pickup_order(
     pd.testing.assert_frame_equal(comparable(got), comparable(in_pickup_order(local_rows(csv))))
 
 
-def test_missing_values_come_back_as_missing(make_bq_store: MakeStore, tmp_path: Path) -> None:
-    nan = float("nan")
-    frame = ride_frame(4, passenger_count=[1.0, nan, 3.0, 2.0], dropoff_latitude=[40.7, 40.71, nan, 40.72])
-    csv = tmp_path / "holes.csv"
-    write_csv_atomic([frame], csv)
-    store = make_bq_store()
-    store.put("val_1k", csv, source="hand-made")
-
-    got = pd.concat(store.read_chunks("val_1k", 1_000), ignore_index=True)
-
-    pd.testing.assert_frame_equal(comparable(got), comparable(in_pickup_order(local_rows(csv))))
-    assert got["passenger_count"].isna().sum() == 1 and got["dropoff_latitude"].isna().sum() == 1
-
-
 def test_a_table_made_with_other_types_still_reads_typed(
     make_bq_store: MakeStore, rides_csv: RidesCsv, bq_client: Any, dataset: str
 ) -> None:
@@ -158,20 +138,6 @@ def test_put_twice_keeps_one_set_of_rows(
     assert count_rows(bq_client, first.location) == 1_000
     assert table_names(bq_client, dataset) == ["train_1k"]  # no staging table left behind
     assert [i.name for i in store.list()] == ["train_1k"]
-
-
-def test_put_of_another_file_replaces_the_table(
-    make_bq_store: MakeStore, rides_csv: RidesCsv, bq_client: Any
-) -> None:
-    store = make_bq_store()
-    old = store.put("val_1k", rides_csv("val_1k", 700, seed=1), source="a")
-    new_csv = rides_csv("val_1k", 900, seed=2)
-
-    new = store.put("val_1k", new_csv, source="b")
-
-    assert (new.rows, new.checksum, new.source) == (900, sha256_file(new_csv), "b")
-    assert new.checksum != old.checksum
-    assert count_rows(bq_client, new.location) == 900
 
 
 def test_a_table_changed_behind_our_back_is_reloaded(

@@ -14,10 +14,10 @@ pytest.importorskip("google.cloud.storage", reason="the gcp extra is not install
 from tests.integration.conftest import CuttingProxy
 from tests.integration.emulators import Emulator, free_port
 
-from taxifare_cli.adapters.storage.csv_chunks import file_opener, iter_csv_chunks, sha256_file
 from taxifare_cli.adapters.storage.gcs import GcsStore
 from taxifare_cli.bootstrap import build_store
 from taxifare_cli.errors import ConfigError, NotFoundError, ServiceError
+from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks, sha256_file
 from taxifare_cli.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -34,26 +34,6 @@ def blob_generations(client: Any, bucket: str) -> dict[str, int]:
     return {b.name: b.generation for b in client.list_blobs(bucket, versions=True)}
 
 
-def test_put_then_read_back_the_same_rows(
-    make_gcs_store: MakeStore, rides_csv: RidesCsv, bucket: str
-) -> None:
-    csv = rides_csv("train_10k", 2_500)
-    store = make_gcs_store()
-
-    info = store.put("train_10k", csv, source="synthetic (seed 1)")
-
-    assert info.name == "train_10k"
-    assert info.rows == 2_500
-    assert info.bytes == csv.stat().st_size
-    assert info.checksum == sha256_file(csv)
-    assert info.source == "synthetic (seed 1)"
-    assert info.location == f"gs://{bucket}/taxi-fare-ny/train_10k.csv"
-    chunks = list(store.read_chunks("train_10k", 1_000))
-    assert [len(c) for c in chunks] == [1_000, 1_000, 500]
-    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), local_rows(csv))
-    assert store.describe("train_10k") == info
-
-
 def test_put_twice_keeps_one_blob(
     make_gcs_store: MakeStore, rides_csv: RidesCsv, gcs_client: Any, bucket: str
 ) -> None:
@@ -68,18 +48,6 @@ def test_put_twice_keeps_one_blob(
     assert blob_generations(gcs_client, bucket) == generations  # not even rewritten
     assert list(generations) == ["taxi-fare-ny/train_1k.csv"]
     assert [i.name for i in store.list()] == ["train_1k"]
-
-
-def test_put_of_other_bytes_replaces_the_blob(make_gcs_store: MakeStore, rides_csv: RidesCsv) -> None:
-    store = make_gcs_store()
-    old = store.put("val_1k", rides_csv("val_1k", 800, seed=1), source="a")
-    new_csv = rides_csv("val_1k", 900, seed=2)
-
-    new = store.put("val_1k", new_csv, source="b")
-
-    assert (new.rows, new.checksum, new.source) == (900, sha256_file(new_csv), "b")
-    assert new.checksum != old.checksum
-    assert len(local_rows(new_csv)) == sum(len(c) for c in store.read_chunks("val_1k", 500)) == 900
 
 
 def test_list_shows_only_ride_files_and_delete_removes_them(

@@ -4,32 +4,14 @@ from pathlib import Path
 import pytest
 from tests.factories import ride_frame
 
-from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
 from taxifare_cli.adapters.storage.local import LocalStore
 from taxifare_cli.errors import ConfigError, NotFoundError
+from taxifare_cli.files.ride_csv import write_csv_atomic
 
 
 def make_csv(path: Path, n: int) -> Path:
     write_csv_atomic([ride_frame(n)], path)
     return path
-
-
-def test_put_describe_list_read_delete(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "data")
-    info = store.put("train_1k", make_csv(tmp_path / "in.csv", 4), source="test")
-    assert (info.name, info.rows, info.source) == ("train_1k", 4, "test")
-    assert info.checksum and info.bytes == (tmp_path / "data" / "train_1k.csv").stat().st_size
-    assert [i.name for i in store.list()] == ["train_1k"]
-    assert sum(len(c) for c in store.read_chunks("train_1k", 1000)) == 4
-    assert store.delete("train_1k") and store.describe("train_1k") is None
-    assert not store.delete("train_1k")
-
-
-def test_putting_the_same_file_twice_is_a_no_op(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "data")
-    first = store.put("val_1k", make_csv(tmp_path / "a.csv", 3), source="a")
-    again = store.put("val_1k", make_csv(tmp_path / "b.csv", 3), source="b")
-    assert again.checksum == first.checksum and again.source == "a"
 
 
 def test_reading_what_is_not_there_says_how_to_get_it(tmp_path: Path) -> None:

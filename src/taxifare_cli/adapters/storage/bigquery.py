@@ -29,13 +29,7 @@ import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from taxifare_cli.adapters.storage.gcp_calls import (
-    bounded_retry,
-    credentials,
-    emulator_endpoint,
-    scan_csv,
-    translated,
-)
+from taxifare_cli.adapters.storage.gcp_calls import GoogleCloudStore, emulator_endpoint, scan_csv
 from taxifare_cli.core.schema import RAW_COLUMNS, parse_dataset_name
 from taxifare_cli.errors import ConfigError, DataError, NotFoundError, ServiceError, TaxifareError
 from taxifare_cli.ports import DatasetInfo
@@ -44,7 +38,6 @@ if TYPE_CHECKING:
     from taxifare_cli.core.cleaning import CleaningRules
     from taxifare_cli.settings import Settings
 
-GOOGLE_ENDPOINT = "https://bigquery.googleapis.com"
 _TYPES: dict[str, str] = {
     "key": "STRING",
     "fare_amount": "FLOAT",
@@ -56,9 +49,6 @@ _TYPES: dict[str, str] = {
     "passenger_count": "INTEGER",
 }
 SCHEMA: list[bigquery.SchemaField] = [bigquery.SchemaField(c, _TYPES[c]) for c in RAW_COLUMNS]
-_FORBIDDEN_HINT = (
-    "grant the account roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project"
-)
 _ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 # "taxifare rows=N checksum=sha256:... source=<percent-encoded>": plain characters only,
 # so it can sit in a SQL string literal without escaping.
@@ -66,10 +56,15 @@ _DESCRIPTION = re.compile(r"^taxifare rows=(\d+) checksum=(\S+) source=(\S*)$")
 _STAGING_PREFIX = "_staging_"
 
 
-class BigQueryStore:
+class BigQueryStore(GoogleCloudStore):
     """Tables `<project>.<dataset>.{train,val}_{size|month}`, one per raw file."""
 
     kind = "bigquery"
+    service = "BigQuery"
+    google_endpoint = "https://bigquery.googleapis.com"
+    forbidden_hint = (
+        "grant the account roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project"
+    )
 
     def __init__(
         self,
@@ -87,13 +82,10 @@ class BigQueryStore:
                 f"{dataset!r} is not a valid BigQuery dataset name",
                 hint="use letters, digits and underscores; fix storage.bq_dataset (env BQ_DATASET)",
             )
+        super().__init__(endpoint=endpoint, key_file=key_file, timeout_s=timeout_s, retries=retries)
         self.project = project
         self.dataset = dataset
-        self.endpoint = endpoint  # None: Google's
-        self.key_file = key_file
         self.location = location
-        self.timeout_s = timeout_s
-        self.retries = retries
         self._client: bigquery.Client | None = None
         self._dataset_checked = False
 
@@ -257,26 +249,15 @@ class BigQueryStore:
         """Made on first use, so that building the store never calls anyone."""
         if self._client is None:
             with self._errors("connecting"):
-                creds = credentials(self.key_file, emulator=self.endpoint is not None)
-                options = {"api_endpoint": self.endpoint} if self.endpoint else None
                 self._client = bigquery.Client(
-                    project=self.project, credentials=creds, client_options=options, location=self.location
+                    project=self.project,
+                    credentials=self._credentials(),
+                    client_options=self._client_options(),
+                    location=self.location,
                 )
         return self._client
 
-    def _call(self) -> dict[str, Any]:
-        return {"retry": bounded_retry(self.retries, self.timeout_s), "timeout": self.timeout_s}
-
-    def _errors(self, doing: str, *, not_found: Any = None) -> Any:
-        return translated(
-            "BigQuery",
-            self.endpoint or GOOGLE_ENDPOINT,
-            doing=doing,
-            not_found=not_found or self._missing_dataset,
-            forbidden_hint=_FORBIDDEN_HINT,
-        )
-
-    def _missing_dataset(self, _: gexc.NotFound) -> TaxifareError:
+    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
         return ServiceError(
             f"BigQuery dataset {self.project}.{self.dataset} does not exist",
             hint=f"create it (bq mk --dataset {self.project}:{self.dataset}) "

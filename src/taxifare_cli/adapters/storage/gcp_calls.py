@@ -11,7 +11,7 @@ import hashlib
 import http.client
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,9 +211,51 @@ def _transport_reason(exc: BaseException) -> str:
     return _short(f"{exc.__class__.__name__}: {text}", 120)
 
 
-def call_kwargs(retries: int, timeout_s: float) -> dict[str, Any]:
-    """retry= and timeout= for one google client call."""
-    return {"retry": bounded_retry(retries, timeout_s), "timeout": timeout_s}
+class GoogleCloudStore:
+    """What the bucket and the warehouse stores share: where, how patiently, and how errors read.
+
+    A subclass names its `service` ("Cloud Storage"), its `google_endpoint` and
+    the role to grant on a 403, and says what a 404 of its container means.
+    """
+
+    service: str
+    google_endpoint: str
+    forbidden_hint: str
+
+    def __init__(
+        self, *, endpoint: str | None, key_file: Path | None, timeout_s: float, retries: int
+    ) -> None:
+        self.endpoint = endpoint  # None: Google's
+        self.key_file = key_file
+        self.timeout_s = timeout_s
+        self.retries = retries
+
+    def _credentials(self) -> gcreds.Credentials | None:
+        return credentials(self.key_file, emulator=self.endpoint is not None)
+
+    def _client_options(self) -> dict[str, str] | None:
+        return {"api_endpoint": self.endpoint} if self.endpoint else None
+
+    def _retry(self) -> Retry:
+        return bounded_retry(self.retries, self.timeout_s)
+
+    def _call(self) -> dict[str, Any]:
+        """retry= and timeout= for one google client call."""
+        return {"retry": self._retry(), "timeout": self.timeout_s}
+
+    def _errors(
+        self, doing: str, *, not_found: Callable[[gexc.NotFound], TaxifareError] | None = None
+    ) -> AbstractContextManager[None]:
+        return translated(
+            self.service,
+            self.endpoint or self.google_endpoint,
+            doing=doing,
+            not_found=not_found or self._missing_container,
+            forbidden_hint=self.forbidden_hint,
+        )
+
+    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # untyped package
 
-from taxifare_cli.adapters.storage.gcp_calls import (
-    bounded_retry,
-    credentials,
-    emulator_endpoint,
-    scan_csv,
-    translated,
-)
+from taxifare_cli.adapters.storage.gcp_calls import GoogleCloudStore, emulator_endpoint, scan_csv
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import ConfigError, NotFoundError, ServiceError, TaxifareError
 from taxifare_cli.files.ride_csv import iter_csv_chunks
@@ -35,16 +29,17 @@ if TYPE_CHECKING:
     from taxifare_cli.core.cleaning import CleaningRules
     from taxifare_cli.settings import Settings
 
-GOOGLE_ENDPOINT = "https://storage.googleapis.com"
 # Bucket names: 3-63 lowercase letters, digits, dashes, underscores, dots (Google's rule, simplified).
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-_FORBIDDEN_HINT = "grant the account roles/storage.objectAdmin on the bucket (or use another bucket)"
 
 
-class GcsStore:
+class GcsStore(GoogleCloudStore):
     """`gs://<bucket>/<prefix>/<name>.csv`, described by the blob and its metadata."""
 
     kind = "gcs"
+    service = "Cloud Storage"
+    google_endpoint = "https://storage.googleapis.com"
+    forbidden_hint = "grant the account roles/storage.objectAdmin on the bucket (or use another bucket)"
 
     def __init__(
         self,
@@ -64,13 +59,10 @@ class GcsStore:
                 f"{bucket!r} is not a valid bucket name",
                 hint="bucket names are 3-63 lowercase letters, digits, '-', '_' or '.'; fix storage.bucket",
             )
+        super().__init__(endpoint=endpoint, key_file=key_file, timeout_s=timeout_s, retries=retries)
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self.project = project
-        self.endpoint = endpoint  # None: Google's
-        self.key_file = key_file
-        self.timeout_s = timeout_s
-        self.retries = retries
         self.read_block_bytes = read_block_bytes
         self.upload_chunk_bytes = upload_chunk_bytes
         self._client: storage.Client | None = None
@@ -218,32 +210,17 @@ class GcsStore:
         """Made on first use, so that building the store never calls anyone."""
         if self._client is None:
             with self._errors("connecting"):
-                creds = credentials(self.key_file, emulator=self.endpoint is not None)
-                options = {"api_endpoint": self.endpoint} if self.endpoint else None
                 project = self.project or ("emulator" if self.endpoint else None)
-                self._client = storage.Client(project=project, credentials=creds, client_options=options)
+                self._client = storage.Client(
+                    project=project, credentials=self._credentials(), client_options=self._client_options()
+                )
         return self._client
 
     @property
     def bucket(self) -> storage.Bucket:
         return self.client.bucket(self.bucket_name)
 
-    def _retry(self) -> Any:
-        return bounded_retry(self.retries, self.timeout_s)
-
-    def _call(self) -> dict[str, Any]:
-        return {"retry": self._retry(), "timeout": self.timeout_s}
-
-    def _errors(self, doing: str, *, not_found: Any = None) -> Any:
-        return translated(
-            "Cloud Storage",
-            self.endpoint or GOOGLE_ENDPOINT,
-            doing=doing,
-            not_found=not_found or self._missing_bucket,
-            forbidden_hint=_FORBIDDEN_HINT,
-        )
-
-    def _missing_bucket(self, _: gexc.NotFound) -> TaxifareError:
+    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
         return ServiceError(
             f"bucket gs://{self.bucket_name} does not exist",
             hint=f"create it (gcloud storage buckets create gs://{self.bucket_name}) "
