@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from taxifare_cli.cli._context import state
+from taxifare_cli.core.vocabulary import CLOUD_STORES
 from taxifare_cli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def check(ctx: typer.Context) -> None:
 def _cross_checks(s: Settings) -> list[str]:
     """Problems no single field shows: a backend chosen without what it needs."""
     problems = []
-    if s.storage.backend in ("gcs", "bigquery") and not s.gcp.project:
+    if s.storage.backend in CLOUD_STORES and not s.gcp.project:
         problems.append(f"storage.backend = {s.storage.backend} needs gcp.project (env GCP_PROJECT)")
     if s.storage.backend == "gcs" and not s.storage.bucket:
         problems.append("storage.backend = gcs needs storage.bucket (env BUCKET_NAME)")
@@ -84,15 +85,9 @@ def init(
     st = state(ctx)
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it")
-    import os
-    import tempfile
-
+    from taxifare_cli.files.atomic import write_text_atomic
     from taxifare_cli.settings import example_toml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(example_toml())
-    os.replace(tmp, path)
+    write_text_atomic(path, example_toml())
     st.output.result({"written": str(path)})
     st.output.success(f"wrote {path}")
