@@ -11,6 +11,7 @@ the methods, so building the object costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from taxifare_cli.core.vocabulary import (
     Stage,
     StoreBackend,
 )
-from taxifare_cli.errors import UsageError
+from taxifare_cli.errors import ConfigError, UsageError
 from taxifare_cli.ports import SILENT, DataStore, FileStore, ModelRef, ModelRegistry, Progress, RideSource
 from taxifare_cli.settings import Settings
 
@@ -46,10 +47,21 @@ if TYPE_CHECKING:
 class Taxifare:
     """The tool as a library: `Taxifare(settings).train(size="10k")`."""
 
-    def __init__(self, settings: Settings, *, progress: Progress = SILENT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        progress: Progress = SILENT,
+        stores: Mapping[StoreBackend, DataStore] | None = None,
+        registry: ModelRegistry | None = None,
+        sources: Mapping[RideOrigin, RideSource] | None = None,
+    ) -> None:
+        """Backends not given are built from `settings` on first use (tests and embedders inject theirs)."""
         self.settings = settings
         self.progress = progress
-        self._stores: dict[str, DataStore] = {}
+        self._stores: dict[str, DataStore] = dict(stores or {})
+        self._registry = registry
+        self._sources: dict[str, RideSource] = dict(sources or {})
 
     # -- what the use cases share ---------------------------------------------------------
 
@@ -72,18 +84,26 @@ class Taxifare:
         """Where use cases read rides (storage.backend)."""
         return self.store_named(self.settings.storage.backend)
 
-    @cached_property
+    @property
     def local(self) -> FileStore:
         """The data directory on this machine: fetched files land here first."""
-        return bootstrap.build_local_store(self.settings)
+        store = self.store_named("local")
+        if not isinstance(store, FileStore):
+            raise ConfigError(f"the local store {type(store).__name__} does not keep files on this machine")
+        return store
 
-    @cached_property
+    @property
     def registry(self) -> ModelRegistry:
-        return bootstrap.build_registry(self.settings)
+        if self._registry is None:
+            self._registry = bootstrap.build_registry(self.settings)
+        return self._registry
 
     def source(self, origin: RideOrigin | None = None) -> RideSource:
         """Where fetches get rides (data.origin unless named)."""
-        return bootstrap.build_source(self.settings, origin)
+        name = origin or self.settings.data.origin
+        if name not in self._sources:
+            self._sources[name] = bootstrap.build_source(self.settings, name)
+        return self._sources[name]
 
     def configured_stores(self) -> list[DataStore]:
         """Local disk, plus each cloud place that is configured (a bucket, a project)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.core.vocabulary import REGISTRY_BACKENDS, RIDE_ORIGINS, STORE_BACKENDS
 from taxifare_cli.errors import ConfigError, MissingExtraError
-from taxifare_cli.ports import DataStore, FileStore, ModelRegistry, RideSource
+from taxifare_cli.ports import DataStore, ModelRegistry, RideSource
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,14 +61,6 @@ def _build(kind: str, name: str, settings: Settings) -> Any:
 def build_store(settings: Settings, name: str | None = None) -> DataStore:
     """The data store `name` (default: storage.backend) configured from settings."""
     store: DataStore = _build("storage", name or settings.storage.backend, settings)
-    return store
-
-
-def build_local_store(settings: Settings) -> FileStore:
-    """The data directory on this machine, where fetched files land."""
-    store = build_store(settings, "local")
-    if not isinstance(store, FileStore):
-        raise ConfigError(f"the local storage backend {type(store).__name__} does not keep files")
     return store
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from tests.integration.emulators import BQ_PROJECT, Emulator, start_bqemulator, start_fake_gcs
 
-from taxifare_cli.adapters.storage.csv_chunks import write_csv_atomic
 from taxifare_cli.core.simulator import iter_simulated_dataset
+from taxifare_cli.files.ride_csv import write_csv_atomic
 
 
 # --- emulators ----------------------------------------------------------------------------
@@ -230,3 +230,53 @@ def proxy_to() -> Iterator[Callable[[Emulator], CuttingProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+# --- MLflow: one tracking server and one small model for the whole session ----------------------
+from tests.integration.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _booting_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` started on 127.0.0.1, not yet ready; stopped by its pid after the session."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), wait=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(_booting_mlflow_server: MlflowServer, fare_artifact: Path) -> MlflowServer:
+    """The session's MLflow tracking server, healthy. Tests share it: each uses its own model name.
+
+    (It asks for `fare_artifact` so that TensorFlow loads while the server boots.)
+    """
+    return _booting_mlflow_server.wait_ready()
+
+
+@pytest.fixture(scope="session")
+def fare_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained FareModel normalised on simulated rides, saved once as an artifact directory.
+
+    Read-only: registries copy it, nothing writes into it.
+    """
+    import numpy as np
+
+    from taxifare_cli.artifact import FareModel
+    from taxifare_cli.core.cleaning import clean_chunk
+    from taxifare_cli.core.features import N_FEATURES, compute_features
+    from taxifare_cli.core.model import HyperParams, build_model
+
+    rides = next(iter_simulated_dataset("train_1k", chunk_size=500, seed=1, rows=500))
+    clean, _ = clean_chunk(rides, require_fare=False, dedupe=False)
+    x = compute_features(clean)
+    network = build_model(
+        N_FEATURES,
+        HyperParams(hidden_layers=(8,), epochs=1),
+        mean=x.mean(axis=0),
+        variance=np.maximum(x.var(axis=0), 1e-6),
+        target_mean=12.0,
+    )
+    directory = tmp_path_factory.mktemp("fare-model") / "artifact"
+    return FareModel.new(network, trained_on="train_1k").save(directory)

@@ -1,8 +1,10 @@
 """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts), stopped by its own pid.
 
-Used by tests/integration/test_mlflow_registry.py; e2e tests of `--target mlflow` can
-start one the same way (`start_mlflow_server(tmp_dir)` ... `server.stop()`).
-Settings as in shared/TESTING.md: healthy in about 8 to 20 s depending on the machine.
+The session's server is the `mlflow_server` fixture of tests/integration/conftest.py (one
+per test session, shared by test_mlflow_registry.py and test_registry_contract.py); e2e
+tests of `--target mlflow` can start one the same way (`start_mlflow_server(tmp_dir)` ...
+`server.stop()`).
+Settings: telemetry and job execution off, one worker; healthy in about 8 to 20 s depending on the machine.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""MlflowRegistry against a real `mlflow server` (sqlite backend, local artifacts) on 127.0.0.1.
+"""What is MLflow's own in MlflowRegistry, against a real `mlflow server` on 127.0.0.1.
 
-The server starts once for the module (see `mlflow_server`) and is stopped by its pid.
-Each test gets its own registered model name, so tests do not see each other's versions.
+The port's promises (numbering, stages, NotFoundError, evaluations...) are checked for
+every registry in test_registry_contract.py; here: runs, tags, aliases, the pyfunc, the
+scoring server and how failures are reported. The server is the session's (see
+`mlflow_server` in conftest.py); each test gets its own registered model name, so tests
+do not see each other's versions.
 """
 
 from __future__ import annotations
@@ -22,14 +25,12 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from tests.integration.mlflow_server import MlflowServer, free_port, start_mlflow_server
+from tests.integration.mlflow_server import MlflowServer, free_port
 
-from taxifare_cli.adapters.registry.mlflow import (
-    MODEL_ARTIFACT,
-    MlflowRegistry,
-    predict_fares,
-)
-from taxifare_cli.errors import ConfigError, NotFoundError, ServiceError, UsageError
+from taxifare_cli.adapters.registry.mlflow import MODEL_ARTIFACT, MlflowRegistry, predict_fares
+from taxifare_cli.adapters.registry.mlflow.errors import map_error
+from taxifare_cli.core.pricing import UnpriceableRides
+from taxifare_cli.errors import ConfigError, ServiceError
 from taxifare_cli.ports import ModelRef, TrainingRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -37,26 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 EXPERIMENT = "taxifare-tests"
 
 
-# -- the server -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def _booting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """`mlflow server` started, not yet ready; stopped by its pid after the module."""
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), wait=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(_booting_server: MlflowServer, artifact_dir: Path) -> MlflowServer:
-    """A healthy MLflow tracking server for this module.
-
-    (It asks for `artifact_dir` so that TensorFlow loads while the server boots.)
-    """
-    return _booting_server.wait_ready()
+# -- fixtures -------------------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -97,24 +79,6 @@ def typed(rides: pd.DataFrame) -> pd.DataFrame:
     out["pickup_datetime"] = pd.to_datetime(out["pickup_datetime"].str.replace(" UTC", ""), utc=True)
     out["passenger_count"] = out["passenger_count"].astype("float64")
     return out
-
-
-@pytest.fixture(scope="module")
-def artifact_dir(tmp_path_factory: pytest.TempPathFactory, _booting_server: MlflowServer) -> Path:
-    """A small untrained FareModel, normalised on sample rides, saved as an artifact directory."""
-    from taxifare_cli.artifact import FareModel
-    from taxifare_cli.core.features import N_FEATURES, compute_features
-    from taxifare_cli.core.model import HyperParams, build_model
-
-    x = compute_features(typed(raw_rides(500, seed=1)))
-    network = build_model(
-        N_FEATURES,
-        HyperParams(hidden_layers=(8,), epochs=1),
-        mean=x.mean(axis=0),
-        variance=np.maximum(x.var(axis=0), 1e-6),
-        target_mean=12.0,
-    )
-    return FareModel.new(network, trained_on="train_1k").save(tmp_path_factory.mktemp("model") / "artifact")
 
 
 def make_record() -> TrainingRecord:
@@ -160,7 +124,7 @@ def client(mlflow_server: MlflowServer) -> Any:
 
 
 def test_save_registers_a_version_with_params_metrics_data_and_plots(
-    registry: MlflowRegistry, client: Any, artifact_dir: Path, tmp_path: Path
+    registry: MlflowRegistry, client: Any, fare_artifact: Path, tmp_path: Path
 ) -> None:
     record = make_record()
     # The residual plot needs predictions (an optional field of the record).
@@ -169,7 +133,7 @@ def test_save_registers_a_version_with_params_metrics_data_and_plots(
     extra.write_text('{"rows_in": 1000}')
     record.extra_artifacts = [extra]
 
-    mv = registry.save(artifact_dir, record)
+    mv = registry.save(fare_artifact, record)
 
     assert mv.version == 1 and mv.stage == "None"
     assert mv.metrics == record.metrics
@@ -209,14 +173,14 @@ def test_save_registers_a_version_with_params_metrics_data_and_plots(
 
 
 def test_a_failure_while_logging_the_model_marks_the_run_failed_and_registers_nothing(
-    registry: MlflowRegistry, client: Any, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
+    registry: MlflowRegistry, client: Any, fare_artifact: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("disk full while uploading the model")
 
     monkeypatch.setattr(registry, "_log_pyfunc", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        registry.save(artifact_dir, make_record())
+        registry.save(fare_artifact, make_record())
 
     assert registry.list() == []
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -230,10 +194,10 @@ def test_a_failure_while_logging_the_model_marks_the_run_failed_and_registers_no
 
 
 def test_promote_moves_the_alias_and_archives_the_previous_holder(
-    registry: MlflowRegistry, client: Any, artifact_dir: Path
+    registry: MlflowRegistry, client: Any, fare_artifact: Path
 ) -> None:
     for _ in range(2):
-        registry.save(artifact_dir, make_record())
+        registry.save(fare_artifact, make_record())
 
     first = registry.promote(1, "Production", by="alice")
     assert (first.version, first.previous) == (1, None)
@@ -260,7 +224,7 @@ def test_promote_moves_the_alias_and_archives_the_previous_holder(
 
 
 def test_legacy_stages_follow_the_aliases_without_a_deprecation_warning(
-    mlflow_server: MlflowServer, client: Any, artifact_dir: Path
+    mlflow_server: MlflowServer, client: Any, fare_artifact: Path
 ) -> None:
     registry = MlflowRegistry(
         mlflow_server.uri,
@@ -268,8 +232,8 @@ def test_legacy_stages_follow_the_aliases_without_a_deprecation_warning(
         model_name=f"legacy-{uuid.uuid4().hex[:8]}",
         legacy_stages=True,
     )
-    registry.save(artifact_dir, make_record())
-    registry.save(artifact_dir, make_record())
+    registry.save(fare_artifact, make_record())
+    registry.save(fare_artifact, make_record())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         registry.promote(1, "Production", by="alice")
@@ -279,31 +243,13 @@ def test_legacy_stages_follow_the_aliases_without_a_deprecation_warning(
     assert stages == {1: "Archived", 2: "Production"}
 
 
-def test_missing_versions_and_empty_stages_are_not_found(
-    registry: MlflowRegistry, artifact_dir: Path
-) -> None:
-    assert registry.list() == []
-    with pytest.raises(NotFoundError, match="no registered model"):
-        registry.get(ModelRef(version=1))
-    registry.save(artifact_dir, make_record())
-    with pytest.raises(NotFoundError, match="version 7 does not exist"):
-        registry.get(ModelRef(version=7))
-    with pytest.raises(NotFoundError, match="Production") as err:
-        registry.get(ModelRef(stage="Production"))
-    assert "taxifare model promote" in str(err.value)
-    with pytest.raises(UsageError):
-        registry.get(ModelRef(stage="Archived"))
-    with pytest.raises(NotFoundError):
-        registry.promote(9, "Production", by="alice")
-
-
 # -- evaluation -------------------------------------------------------------------------------------
 
 
 def test_record_evaluation_logs_a_run_linked_to_the_version(
-    registry: MlflowRegistry, client: Any, artifact_dir: Path
+    registry: MlflowRegistry, client: Any, fare_artifact: Path
 ) -> None:
-    registry.save(artifact_dir, make_record())
+    registry.save(fare_artifact, make_record())
     evaluation = {
         "at": "2015-03-01T00:00:00+00:00",
         "dataset": "val_feb",
@@ -332,14 +278,14 @@ def test_record_evaluation_logs_a_run_linked_to_the_version(
 
 
 @pytest.fixture(scope="module")
-def production(mlflow_server: MlflowServer, artifact_dir: Path) -> tuple[MlflowRegistry, Any]:
+def production(mlflow_server: MlflowServer, fare_artifact: Path) -> tuple[MlflowRegistry, Any]:
     """A model whose version 1 is in Production, and that version loaded back as a pyfunc by alias."""
     import mlflow.pyfunc
 
     registry = MlflowRegistry(
         mlflow_server.uri, experiment=EXPERIMENT, model_name=f"served-{uuid.uuid4().hex[:8]}"
     )
-    registry.save(artifact_dir, make_record())
+    registry.save(fare_artifact, make_record())
     registry.promote(1, "Production", by="alice")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)  # as a user would
@@ -354,7 +300,7 @@ def bad_rides() -> pd.DataFrame:
 
 
 def test_the_pyfunc_loaded_by_alias_prices_raw_rides_like_fare_model(
-    production: tuple[MlflowRegistry, Any], artifact_dir: Path, tmp_path: Path
+    production: tuple[MlflowRegistry, Any], fare_artifact: Path, tmp_path: Path
 ) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -371,14 +317,17 @@ def test_the_pyfunc_loaded_by_alias_prices_raw_rides_like_fare_model(
     expected = FareModel.load(fetched).predict(typed(rides))
     assert len(fares) == len(rides)
     np.testing.assert_allclose(np.asarray(fares, dtype=np.float64), expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(FareModel.load(artifact_dir).predict(typed(rides)), expected, atol=1e-5)
+    np.testing.assert_allclose(FareModel.load(fare_artifact).predict(typed(rides)), expected, atol=1e-5)
     assert np.ptp(expected) > 0  # a model that says the same fare for every ride would prove nothing
 
     # Typed frames (as the CSV reader yields them) work too.
     np.testing.assert_allclose(np.asarray(pyfunc.predict(typed(rides))), expected, rtol=1e-5, atol=1e-4)
 
-    with pytest.raises(MlflowException, match="1 of 3 rides cannot be priced"):
+    with pytest.raises(MlflowException, match="1 of 3 rides cannot be priced") as refused:
         pyfunc.predict(bad_rides())
+    assert "invalid_rides" in str(refused.value)  # the message says how to get NaN instead
+    with pytest.raises(MlflowException, match="invalid_rides must be"):
+        pyfunc.predict(rides, params={"invalid_rides": "skip"})
     lenient = np.asarray(pyfunc.predict(bad_rides(), params={"invalid_rides": "nan"}))
     assert np.isnan(lenient[1]) and not np.isnan(lenient[[0, 2]]).any()
 
@@ -405,21 +354,27 @@ def test_the_scoring_server_prices_json_rides(production: tuple[MlflowRegistry, 
     assert refused.status_code == 400 and "cannot be priced" in refused.json()["message"]
 
 
-def test_predict_fares_keeps_the_index_and_defaults_passengers(artifact_dir: Path) -> None:
+def test_predict_fares_keeps_the_index_and_defaults_passengers(fare_artifact: Path) -> None:
     from taxifare_cli.artifact import FareModel
 
-    model = FareModel.load(artifact_dir)
+    model = FareModel.load(fare_artifact)
     rides = raw_rides(5).drop(columns=["passenger_count"]).set_index(pd.Index([10, 11, 12, 13, 14]))
     fares = predict_fares(model, rides)
     assert list(fares.index) == [10, 11, 12, 13, 14]
     assert fares.name == "fare_amount" and fares.notna().all()
+    # The one pricing path: the same fares as FareModel.price, its errors as they are.
+    np.testing.assert_array_equal(fares.to_numpy(), model.price(rides).fares)
+    with pytest.raises(UnpriceableRides, match="1 of 3 rides cannot be priced"):
+        predict_fares(model, bad_rides())
+    with pytest.raises(ValueError, match="invalid_rides must be 'error' or 'nan'"):
+        predict_fares(model, rides, {"invalid_rides": "skip"})
 
 
 # -- failures ---------------------------------------------------------------------------------------
 
 
 def test_server_down_is_a_one_line_service_error(
-    tmp_path: Path, artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fare_artifact: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -427,7 +382,7 @@ def test_server_down_is_a_one_line_service_error(
     for call in (
         registry.list,
         lambda: registry.get(ModelRef(stage="Production")),
-        lambda: registry.save(artifact_dir, make_record()),
+        lambda: registry.save(fare_artifact, make_record()),
         lambda: registry.promote(1, "Production", by="alice"),
     ):
         with pytest.raises(ServiceError) as err:
@@ -447,9 +402,8 @@ def test_a_url_that_is_not_an_mlflow_server_is_a_config_error(mlflow_server: Mlf
 def test_permission_denied_says_what_to_do() -> None:
     from mlflow.exceptions import RestException
 
-    registry = MlflowRegistry("http://127.0.0.1:1", model_name="taxifare")
     denied = RestException({"error_code": "PERMISSION_DENIED", "message": "User cannot read"})
-    mapped = registry._map_error(denied, "listing versions")
+    mapped = map_error(denied, "listing versions", "http://127.0.0.1:1")
     assert isinstance(mapped, ServiceError) and "permission denied" in str(mapped)
     assert "MLFLOW_TRACKING_TOKEN" in str(mapped)
 

@@ -1,3 +1,8 @@
+"""What is LocalRegistry's own: its files, its history file, locking between processes.
+
+The port's promises are checked for every registry in tests/integration/test_registry_contract.py.
+"""
+
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -5,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from taxifare_cli.adapters.registry.local import LocalRegistry
-from taxifare_cli.errors import NotFoundError
 from taxifare_cli.ports import ModelRef, TrainingRecord
 
 
@@ -24,56 +28,41 @@ def fake_artifact(tmp: Path) -> Path:
     return d
 
 
-def test_versions_are_numbered_and_keep_what_was_recorded(tmp_path: Path) -> None:
+def test_a_version_is_a_directory_with_its_artifact_and_record(tmp_path: Path) -> None:
     reg = LocalRegistry(tmp_path / "reg")
-    art = fake_artifact(tmp_path)
-    v1, v2 = reg.save(art, record(2.5)), reg.save(art, record(2.0))
-    assert (v1.version, v2.version) == (1, 2)
-    got = reg.get(ModelRef(version=2))
-    assert got.metrics == {"val_mae": 2.0} and got.stage == "None" and got.params == {"epochs": 3}
+    reg.save(fake_artifact(tmp_path), record(2.5))
+    version_dir = tmp_path / "reg" / "taxifare" / "versions" / "1"
+    assert (version_dir / "artifact" / "model.keras").read_bytes() == b"weights"
+    stored = json.loads((version_dir / "version.json").read_text())
+    assert stored["metrics"] == {"val_mae": 2.5} and stored["history"] == {"loss": [3.0, 2.0]}
     _, path = reg.fetch_artifact(ModelRef(version=1), tmp_path / "dest")
-    assert (path / "model.keras").read_bytes() == b"weights"
+    assert path == version_dir / "artifact"  # read in place: artifacts are never rewritten
+    assert not (tmp_path / "dest").exists()
 
 
-def test_promotion_archives_the_previous_holder_and_keeps_history(tmp_path: Path) -> None:
+def test_promotions_are_appended_to_a_history_file(tmp_path: Path) -> None:
     reg = LocalRegistry(tmp_path / "reg")
     art = fake_artifact(tmp_path)
     for _ in range(3):
         reg.save(art, record())
-    assert reg.promote(1, "Production", by="ann").previous is None
-    p = reg.promote(2, "Production", by="bob")
-    assert p.previous == 1
+    reg.promote(1, "Production", by="ann")
+    reg.promote(2, "Production", by="bob")
     reg.promote(3, "Staging", by="bob")
-    assert {v.version: v.stage for v in reg.list()} == {1: "Archived", 2: "Production", 3: "Staging"}
-    reg.promote(3, "Production", by="cy")  # Staging -> Production moves, archives 2
-    assert {v.version: v.stage for v in reg.list()} == {1: "Archived", 2: "Archived", 3: "Production"}
-    assert reg.get(ModelRef(stage="Production")).version == 3
-    assert [(h["version"], h["by"]) for h in reg.promotions()] == [(1, "ann"), (2, "bob"), (3, "bob"), (3, "cy")]
+    reg.promote(3, "Production", by="cy")
+    assert [(h["version"], h["previous"], h["by"]) for h in reg.promotions()] == [
+        (1, None, "ann"), (2, 1, "bob"), (3, None, "bob"), (3, 2, "cy"),
+    ]
+    lines = (tmp_path / "reg" / "taxifare" / "promotions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["stage"] for line in lines] == ["Production", "Production", "Staging", "Production"]
+    assert json.loads((tmp_path / "reg" / "taxifare" / "stages.json").read_text()) == {
+        "Staging": None, "Production": 3, "archived": [1, 2],
+    }
 
 
-def test_missing_things_are_not_found_errors(tmp_path: Path) -> None:
-    reg = LocalRegistry(tmp_path / "reg")
-    with pytest.raises(NotFoundError, match="no model is in Production"):
-        reg.get(ModelRef(stage="Production"))
-    with pytest.raises(NotFoundError, match="version 4 does not exist"):
-        reg.get(ModelRef(version=4))
-    with pytest.raises(NotFoundError):
-        reg.promote(4, "Production", by="x")
-
-
-def test_evaluations_are_appended(tmp_path: Path) -> None:
-    reg = LocalRegistry(tmp_path / "reg")
-    reg.save(fake_artifact(tmp_path), record())
-    reg.record_evaluation(1, {"dataset": "val_feb", "mae": 2.2})
-    reg.record_evaluation(1, {"dataset": "val_mar", "mae": 2.4})
-    assert [e["dataset"] for e in reg.get(ModelRef(version=1)).evaluations] == ["val_feb", "val_mar"]
-
-
-def test_a_failed_save_leaves_no_version(tmp_path: Path) -> None:
+def test_a_failed_save_leaves_no_temporary_directory(tmp_path: Path) -> None:
     reg = LocalRegistry(tmp_path / "reg")
     with pytest.raises(FileNotFoundError):
         reg.save(tmp_path / "no-such-artifact", record())
-    assert reg.list() == []
     assert not list((tmp_path / "reg" / "taxifare" / "versions").iterdir())
 
 

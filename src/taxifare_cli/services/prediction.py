@@ -141,6 +141,8 @@ def predict_file(
             rows += len(chunk)
             progress.advance(task, len(chunk))
         progress.finish(task)
+        if out_f is not None and header:  # no rides at all: still a CSV a reader can open
+            out_f.write(f"key,{PRED_COLUMN}\n")
     result = FilePrediction(version, output_path, rows, report.rows_out, report)
     predictions = pd.concat(collected, ignore_index=True) if collected else None
     return result, predictions

@@ -1,0 +1,82 @@
+"""Plots a registry keeps beside a trained version: the learning curve and the residuals.
+
+Registries share them, so that every backend shows the same pictures. matplotlib is
+imported on first use (it comes with the `mlflow` extra); a bare Figure is drawn, no
+pyplot: no GUI backend, no global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from taxifare_cli.errors import MissingExtraError
+
+DPI = 100
+
+
+def learning_curve_png(history: dict[str, list[float]], path: Path) -> Path | None:
+    """Loss and MAE per epoch, training and validation; None if there is no history."""
+    if not any(history.get(k) for k in ("loss", "mae", "val_loss", "val_mae")):
+        return None
+    fig = _figure(10, 4)
+    axes = fig.subplots(1, 2)
+    for ax, key, label in zip(axes, ("loss", "mae"), ("Huber loss", "mean absolute error ($)"), strict=True):
+        for prefix, style, name in (("", "-", "training"), ("val_", "--", "validation")):
+            values = history.get(prefix + key) or []
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    val_mae = [v for v in history.get("val_mae", []) if _is_number(v)]
+    if val_mae:
+        best = history["val_mae"].index(min(val_mae)) + 1
+        axes[1].axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
+        axes[1].legend()
+    fig.suptitle("Learning curve")
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def residuals_png(y_true: Iterable[float], y_pred: Iterable[float], path: Path) -> Path | None:
+    """Residual (predicted - true) against predicted fare, and their histogram.
+
+    None if there is nothing to plot (no rides, or not one prediction per ride).
+    """
+    import numpy as np
+
+    true = np.asarray(list(y_true), dtype=np.float64)
+    pred = np.asarray(list(y_pred), dtype=np.float64)
+    if true.size == 0 or true.shape != pred.shape:
+        return None
+    resid = pred - true
+    fig = _figure(10, 4)
+    left, right = fig.subplots(1, 2)
+    left.scatter(pred, resid, s=4, alpha=0.3)
+    left.axhline(0, color="grey", linewidth=1)
+    left.set_xlabel("predicted fare ($)")
+    left.set_ylabel("predicted - true ($)")
+    left.grid(alpha=0.3)
+    right.hist(np.clip(resid, -30, 30), bins=60)
+    right.set_xlabel("predicted - true ($), clipped to ±30")
+    right.set_ylabel("rides")
+    right.grid(alpha=0.3)
+    fig.suptitle(f"Residuals on {true.size} validation rides: MAE ${np.abs(resid).mean():.2f}")
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise MissingExtraError("mlflow", "mlflow") from e  # matplotlib ships with that extra
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
