@@ -59,9 +59,9 @@ class Taxifare:
         """Backends not given are built from `settings` on first use (tests and embedders inject theirs)."""
         self.settings = settings
         self.progress = progress
-        self._stores: dict[str, DataStore] = dict(stores or {})
+        self._stores: dict[StoreBackend, DataStore] = dict(stores or {})
         self._registry = registry
-        self._sources: dict[str, RideSource] = dict(sources or {})
+        self._sources: dict[RideOrigin, RideSource] = dict(sources or {})
 
     # -- what the use cases share ---------------------------------------------------------
 
