@@ -28,5 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(name)
     monkeypatch.setenv("TAXIFARE_DATA__LOCAL_PATH", str(tmp_path / "data"))
     monkeypatch.setenv("TAXIFARE_REGISTRY__LOCAL_PATH", str(tmp_path / "registry"))
+    monkeypatch.setenv("TAXIFARE_WORKFLOW__STATE_PATH", str(tmp_path / "workflow"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # anything else under ~/.taxifare lands here too
     monkeypatch.chdir(tmp_path)
     yield tmp_path

@@ -28,7 +28,17 @@ from taxifare_cli.core.vocabulary import (
     StoreBackend,
 )
 from taxifare_cli.errors import ConfigError, UsageError
-from taxifare_cli.ports import SILENT, DataStore, FileStore, ModelRef, ModelRegistry, Progress, RideSource
+from taxifare_cli.ports import (
+    SILENT,
+    DataStore,
+    FileStore,
+    ModelRef,
+    ModelRegistry,
+    Progress,
+    RideSource,
+    RunHistory,
+    ScheduledEngine,
+)
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,10 +48,10 @@ if TYPE_CHECKING:
     from taxifare_cli.ports import DatasetInfo, ModelVersion, Promotion
     from taxifare_cli.services.data import FetchResult
     from taxifare_cli.services.evaluation import EvaluationResult
-    from taxifare_cli.services.lifecycle import LifecycleResult
     from taxifare_cli.services.prediction import FilePrediction, RidePrediction
     from taxifare_cli.services.training import TrainResult
     from taxifare_cli.services.transfer import TransferStep
+    from taxifare_cli.services.workflow import MonthOutcome, MonthRun, WorkflowRun
 
 
 class Taxifare:
@@ -279,25 +289,138 @@ class Taxifare:
 
         return list_models(self.registry)
 
-    # -- the lifecycle --------------------------------------------------------------------
+    # -- the monthly workflow -------------------------------------------------------------
 
-    def run_month(self, month: str | None = None) -> LifecycleResult:
-        """One month through fetch, evaluate Production, retrain, compare, promote or stage."""
-        from taxifare_cli.services.lifecycle import run_lifecycle
+    @cached_property
+    def history(self) -> RunHistory:
+        return bootstrap.build_history(self.settings)
+
+    def done_months(self) -> list[str]:
+        """Months whose workflow run finished, oldest run first."""
+        return [str(r["month"]) for r in self.history.runs() if r.get("verdict")]
+
+    def workflow_month(self, month: str | None) -> str | None:
+        """The month to run: the one named, else the first month of 2015 not done yet (None: all done)."""
+        from taxifare_cli.services.workflow import next_month
+
+        if month is None:
+            return next_month(self.done_months(), MONTHS)
+        chosen = month.strip().lower()
+        if chosen not in MONTHS:
+            raise UsageError(f"unknown month {month!r}: choose one of {', '.join(MONTHS)} (2015)")
+        return chosen
+
+    def upload_targets(self) -> list[DataStore]:
+        """Where a fetched month is uploaded too: the bucket if one is set, BigQuery if it is read from."""
+        targets: list[DataStore] = []
+        if self.settings.storage.bucket:
+            targets.append(self.store_named("gcs"))
+        if self.settings.storage.backend == "bigquery":
+            targets.append(self.store_named("bigquery"))
+        return targets
+
+    def month_run(self, month: str) -> MonthRun:
+        """The steps of `month`'s workflow over this app's backends (ports.MonthSteps)."""
+        from taxifare_cli.services.workflow import MonthRun, WorkflowOptions
 
         w = self.settings.workflow
-        chosen = (month or w.month).strip().lower()
-        if chosen not in MONTHS:
-            raise UsageError(f"unknown month {chosen!r}: choose one of {', '.join(MONTHS)} (2015)")
-        return run_lifecycle(
-            chosen,
+        options = WorkflowOptions(
+            policy=w.policy,
+            min_gain=w.min_gain,
+            retrain_from=w.retrain_from,
+            retries=w.retries,
+            psi_threshold=w.psi_threshold,
+            ks_threshold=w.ks_threshold,
+            engine=w.engine,
+        )
+        return MonthRun(
+            month,
             local=self.local,
             source=self.source(w.origin),
+            uploads=self.upload_targets(),
             store=self.store,
             registry=self.registry,
             hp=self.hyperparams,
             chunk_size=self.chunk_size,
-            auto_promote=w.auto_promote,
-            min_improvement=w.min_improvement,
+            options=options,
+            notifier=bootstrap.build_notifier(self.settings),
+            history=self.history,
+            links=self.registry_links(),
             progress=self.progress,
+        )
+
+    def registry_links(self) -> dict[str, str]:
+        """Where a human looks at the models (the MLflow UI when MLflow is the registry)."""
+        m = self.settings.mlflow
+        if (
+            self.settings.registry.backend == "mlflow"
+            and m.tracking_uri
+            and m.tracking_uri.startswith("http")
+        ):
+            return {"MLflow": f"{m.tracking_uri.rstrip('/')}/#/models/{m.model_name}"}
+        return {}
+
+    def run_workflow(
+        self, month: str | None = None, *, force: bool = False, dry_run: bool = False
+    ) -> WorkflowRun:
+        """One month through the champion/challenger workflow, under the lock, on workflow.engine."""
+        from taxifare_cli.services.workflow import WorkflowRun, plan_month
+
+        chosen = self.workflow_month(month)
+        if chosen is None:
+            return WorkflowRun(
+                None, "nothing-to-do", reason="every month of 2015 is done (--month M --force redoes one)"
+            )
+        if chosen in self.done_months() and not force:
+            return WorkflowRun(chosen, "skipped", reason=f"{chosen} is done already (--force runs it again)")
+        if dry_run:
+            return WorkflowRun(
+                chosen,
+                "planned",
+                plan=plan_month(self.month_run(chosen), self.source(self.settings.workflow.origin)),
+            )
+        engine = bootstrap.build_engine(self.settings)
+        with self.history.lock():
+            steps = self.month_run(chosen)
+            engine.run(steps)
+        return WorkflowRun(chosen, "done", outcome=steps.outcome)
+
+    def serve_workflow(self, cron: str) -> None:
+        """Run the workflow on `cron` with an engine that schedules (prefect), until stopped."""
+        engine = bootstrap.build_engine(self.settings)
+        if not isinstance(engine, ScheduledEngine):
+            raise UsageError(
+                f"the {engine.kind} engine does not schedule by itself",
+                hint="use cron: taxifare workflow schedule --engine local --cron ... --install",
+            )
+        engine.serve(cron, lambda: self.run_workflow().as_dict())
+
+    def simulate_months(self, first: str, last: str) -> list[MonthOutcome]:
+        """The passing of time: each month from `first` to `last` through the workflow, in order."""
+        months = list(MONTHS)
+        a, b = (self.workflow_month(m) for m in (first, last))
+        assert a is not None and b is not None
+        if months.index(a) > months.index(b):
+            raise UsageError(f"--from {a} comes after --to {b}")
+        outcomes = []
+        for month in months[months.index(a) : months.index(b) + 1]:
+            self.progress.log(f"— {month} —")
+            run = self.run_workflow(month, force=True)
+            assert run.outcome is not None
+            outcomes.append(run.outcome)
+        return outcomes
+
+    @staticmethod
+    def plot_months(outcomes: list[MonthOutcome], path: Path) -> Path | None:
+        """A PNG of Production's and the challengers' MAE over the months (None with no months)."""
+        from taxifare_cli.files.plots import mae_over_months_png
+
+        if not outcomes:
+            return None
+        return mae_over_months_png(
+            [o.month for o in outcomes],
+            [o.production_mae for o in outcomes],
+            [o.challenger_mae for o in outcomes],
+            [o.verdict for o in outcomes],
+            path,
         )

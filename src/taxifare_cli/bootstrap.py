@@ -11,9 +11,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from taxifare_cli.core.vocabulary import REGISTRY_BACKENDS, RIDE_ORIGINS, STORE_BACKENDS
+from taxifare_cli.core.vocabulary import (
+    ENGINE_NAMES,
+    NOTIFY_BACKENDS,
+    REGISTRY_BACKENDS,
+    RIDE_ORIGINS,
+    STORE_BACKENDS,
+)
 from taxifare_cli.errors import ConfigError, MissingExtraError
-from taxifare_cli.ports import DataStore, ModelRegistry, RideSource
+from taxifare_cli.ports import (
+    DataStore,
+    ModelRegistry,
+    Notifier,
+    RideSource,
+    RunHistory,
+    WorkflowEngine,
+)
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,11 +47,25 @@ SOURCES: Table = {
     "remote": ("taxifare_cli.adapters.sources.http:HttpSource", None),
     "synthetic": ("taxifare_cli.adapters.sources.synthetic:SyntheticSource", None),
 }
+NOTIFIERS: Table = {
+    "console": ("taxifare_cli.adapters.notify.console:ConsoleNotifier", None),
+    "webhook": ("taxifare_cli.adapters.notify.webhook:WebhookNotifier", None),
+}
+ENGINES: Table = {
+    "local": ("taxifare_cli.adapters.engines.local:LocalEngine", None),
+    "prefect": ("taxifare_cli.adapters.engines.prefect:PrefectEngine", "prefect"),
+}
+HISTORIES: Table = {
+    "local": ("taxifare_cli.adapters.history.local:LocalRunHistory", None),
+}
 # The vocabulary and the tables name the same backends (tests/unit/test_bootstrap.py checks it).
 TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
     "storage": (STORES, STORE_BACKENDS),
     "registry": (REGISTRIES, REGISTRY_BACKENDS),
     "source": (SOURCES, RIDE_ORIGINS),
+    "notify": (NOTIFIERS, NOTIFY_BACKENDS),
+    "engine": (ENGINES, ENGINE_NAMES),
+    "history": (HISTORIES, ("local",)),
 }
 
 
@@ -74,6 +101,24 @@ def build_source(settings: Settings, name: str | None = None) -> RideSource:
     """Where `data fetch` gets rides: the remote URL template or the simulator."""
     source: RideSource = _build("source", name or settings.data.origin, settings)
     return source
+
+
+def build_notifier(settings: Settings, name: str | None = None) -> Notifier:
+    """Where workflow verdicts go (notify.backend)."""
+    notifier: Notifier = _build("notify", name or settings.notify.backend, settings)
+    return notifier
+
+
+def build_engine(settings: Settings, name: str | None = None) -> WorkflowEngine:
+    """What runs a month's steps (workflow.engine)."""
+    engine: WorkflowEngine = _build("engine", name or settings.workflow.engine, settings)
+    return engine
+
+
+def build_history(settings: Settings) -> RunHistory:
+    """Where workflow runs are remembered."""
+    history: RunHistory = _build("history", "local", settings)
+    return history
 
 
 def build_hyperparams(settings: Settings) -> HyperParams:

@@ -49,6 +49,12 @@ class ServiceError(TaxifareError):
     exit_code = 5
 
 
+class BusyError(TaxifareError):
+    """Another run holds the lock this command needs (exit 6): try again when it is done."""
+
+    exit_code = 6
+
+
 class MissingExtraError(ConfigError):
     """A backend was chosen whose optional dependencies are not installed (exit 3)."""
 
@@ -66,4 +72,5 @@ EXIT_CODES: dict[int, str] = {
     3: "configuration",
     4: "bad input data",
     5: "external service unreachable or refused",
+    6: "busy: another workflow run holds the lock",
 }

@@ -18,7 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from taxifare_cli.core.schema import MONTHS, SIZES
-from taxifare_cli.core.vocabulary import NotifyBackend, RegistryBackend, RideOrigin, StoreBackend
+from taxifare_cli.core.vocabulary import (
+    EngineName,
+    NotifyBackend,
+    Policy,
+    RegistryBackend,
+    RetrainFrom,
+    RideOrigin,
+    StoreBackend,
+    WebhookFormat,
+)
 from taxifare_cli.errors import ConfigError
 
 ENV_PREFIX = "TAXIFARE_"
@@ -156,13 +165,32 @@ class TrainingSettings(_Section):
 
 
 class WorkflowSettings(_Section):
-    month: str = Field("jan", description="Month `workflow run` processes by default.")
-    origin: RideOrigin = Field("synthetic", description="Where `workflow run` gets its month of rides.")
-    auto_promote: bool = Field(
-        False, description="Promote the new model when it beats Production, without asking."
+    month: str = Field(
+        "jan", description="Month `workflow run --month` defaults to when it is not the next one."
     )
-    min_improvement: float = Field(
-        0.0, ge=0, description="MAE gain (dollars) the new model needs to count as better."
+    origin: RideOrigin = Field("synthetic", description="Where `workflow run` gets its month of rides.")
+    policy: Policy = Field(
+        "manual",
+        description="manual: a better challenger waits in Staging for a human; auto: it goes to Production.",
+    )
+    min_gain: float = Field(
+        0.10,
+        ge=0,
+        description="Dollars of val MAE the challenger must gain over Production to count as better.",
+    )
+    engine: EngineName = Field("local", description="local (in-process) or prefect (a Prefect 3 flow).")
+    retrain_from: RetrainFrom = Field(
+        "production", description="production: fine-tune Production's weights; scratch: new weights."
+    )
+    retries: int = Field(2, ge=0, le=10, description="Retries of a step that failed on a transient error.")
+    state_path: Path = Field(
+        Path("~/.taxifare/workflow"), description="Where the run history, journal and lock are kept."
+    )
+    psi_threshold: float = Field(
+        0.2, gt=0, description="Population-stability index above which drift is flagged."
+    )
+    ks_threshold: float = Field(
+        0.05, gt=0, le=1, description="KS statistic above which drift is flagged (raised on small samples)."
     )
 
     @field_validator("month")
@@ -175,10 +203,16 @@ class WorkflowSettings(_Section):
 
 
 class NotifySettings(_Section):
-    backend: NotifyBackend = Field("console", description="Where workflow verdicts go.")
+    backend: NotifyBackend = Field("console", description="Where workflow verdicts go: console or webhook.")
     webhook_url: SecretStr | None = Field(
         None, description="Webhook receiving workflow verdicts (secret; never printed)."
     )
+    webhook_format: WebhookFormat = Field(
+        "slack", description="slack: JSON with a `text` field; form: a form post with `author` and `content`."
+    )
+    author: str = Field("taxifare", description="Who the messages are from (the form post's `author`).")
+    retries: int = Field(3, ge=0, le=10, description="Attempts after the first when a webhook post fails.")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the webhook to answer.")
 
 
 class Settings(BaseSettings):
@@ -202,6 +236,10 @@ class Settings(BaseSettings):
     @property
     def registry_dir(self) -> Path:
         return self.registry.local_path.expanduser()
+
+    @property
+    def workflow_dir(self) -> Path:
+        return self.workflow.state_path.expanduser()
 
 
 @dataclass

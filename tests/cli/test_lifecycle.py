@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tests.cli.conftest import Cli
 
-from taxifare_cli.services.lifecycle import decide
+from taxifare_cli.services.workflow import decide
 
 RIDE = [
     "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
@@ -72,19 +72,19 @@ def test_fetch_train_promote_predict_evaluate(cli: Cli, home: Path) -> None:
 
 def test_workflow_run_promotes_first_model_then_judges_the_next(cli: Cli) -> None:
     env = {"TAXIFARE_DATA__SYNTHETIC_MONTH_ROWS": "3000", "TAXIFARE_TRAINING__HIDDEN_LAYERS": "[16]"}
-    r = cli("--json", "workflow", "run", "--month", "jan", "--epochs", "3", env=env)
+    r = cli("--json", "workflow", "run", "--month", "jan", "--epochs", "3", "--auto-promote", env=env)
     assert r.code == 0, r
     first = r.json()
-    assert first["verdict"] == "promoted" and first["production_before"] is None
-    assert len(first["samples"]) == 5
+    assert first["status"] == "done" and first["verdict"] == "promoted" and first["production_version"] is None
 
-    r = cli("--json", "workflow", "run", "--month", "feb", "--epochs", "2", "--no-auto-promote", env=env)
+    r = cli("--json", "workflow", "run", "--epochs", "2", "--min-gain", "0", env=env)  # the next month: feb
     assert r.code == 0, r
     second = r.json()
-    assert second["production_before"] == 1 and second["production_mae"] > 0
-    assert second["training"]["parent_version"] == 1
+    assert second["month"] == "feb" and second["policy"] == "manual"
+    assert second["production_version"] == 1 and second["production_mae"] > 0
+    assert second["parent_version"] == 1
     # The verdict is the rule's, applied to the two numbers the run reports (the rule is pinned in unit tests).
-    expected = decide(second["production_mae"], second["new_mae"], min_improvement=0.0, auto_promote=False)
+    expected = decide(second["production_mae"], second["challenger_mae"], policy="manual", min_gain=0.0)
     assert second["verdict"] == expected
     r = cli("--json", "model", "ls")
     stages = {v["version"]: v["stage"] for v in r.json()}

@@ -65,11 +65,13 @@ def test_a_cron_like_run_with_a_bare_environment(home: Path) -> None:
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     r = subprocess.run(
-        [sys.executable, "-m", "taxifare_cli", "workflow", "run", "--month", "jan", "--epochs", "1", "--json"],
+        [sys.executable, "-m", "taxifare_cli", "workflow", "run", "--policy", "auto", "--epochs", "1", "--json"],
         capture_output=True, text=True, env=env, cwd=home, stdin=subprocess.DEVNULL, timeout=300,
     )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    assert result["verdict"] == "promoted" and result["month"] == "jan"
+    assert result["verdict"] == "promoted" and result["month"] == "jan"  # the first month not done
     assert (home / ".taxifare" / "data" / "train_jan.csv").is_file()
+    history = (home / ".taxifare" / "workflow" / "runs.jsonl").read_text().splitlines()
+    assert [json.loads(line)["month"] for line in history] == ["jan"]
     assert "Traceback" not in r.stderr

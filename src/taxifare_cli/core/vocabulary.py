@@ -30,6 +30,17 @@ RIDE_ORIGINS: tuple[RideOrigin, ...] = get_args(RideOrigin)
 
 NotifyBackend = Literal["console", "webhook"]
 NOTIFY_BACKENDS: tuple[NotifyBackend, ...] = get_args(NotifyBackend)
+# A webhook gets JSON with a Slack-compatible `text`, or the form post (author, content) of a chat.
+WebhookFormat = Literal["slack", "form"]
+WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
+
+# manual: a better challenger waits in Staging for a human; auto: it is promoted by the rule.
+Policy = Literal["manual", "auto"]
+POLICIES: tuple[Policy, ...] = get_args(Policy)
+EngineName = Literal["local", "prefect"]
+ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
+# Where a challenger starts: Production's weights (fine-tuning) or new weights.
+RetrainFrom = Literal["production", "scratch"]
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taxifare_cli.adapters.registry.plots import learning_curve_png, residuals_png
 from taxifare_cli.core.vocabulary import Stage
+from taxifare_cli.files.plots import learning_curve_png, residuals_png
 from taxifare_cli.ports import ModelVersion, TrainingRecord
 
 if TYPE_CHECKING:

@@ -1,17 +1,18 @@
-"""Plots a registry keeps beside a trained version: the learning curve and the residuals.
+"""The pictures taxifare draws: a version's learning curve and residuals, MAE over the months.
 
-Registries share them, so that every backend shows the same pictures. matplotlib is
-imported on first use (it comes with the `mlflow` extra); a bare Figure is drawn, no
-pyplot: no GUI backend, no global state.
+Registries share the first two, so that every backend shows the same pictures.
+matplotlib is imported on first use; a bare Figure is drawn, no pyplot: no GUI
+backend, no global state. Files are written atomically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from taxifare_cli.errors import MissingExtraError
+from taxifare_cli.errors import ConfigError
+from taxifare_cli.files.atomic import atomic_path
 
 DPI = 100
 
@@ -70,11 +71,39 @@ def residuals_png(y_true: Iterable[float], y_pred: Iterable[float], path: Path) 
     return path
 
 
+def mae_over_months_png(
+    months: Sequence[str],
+    production: Sequence[float | None],
+    challenger: Sequence[float | None],
+    verdicts: Sequence[str | None],
+    path: Path,
+) -> Path:
+    """Production's and each challenger's MAE on each new month, the decisions marked."""
+    fig = _figure(9, 4.5)
+    ax = fig.subplots()
+    x = list(range(len(months)))
+    nan = float("nan")
+    ax.plot(x, [nan if v is None else v for v in production], "o-", label="Production on the new month")
+    ax.plot(x, [nan if v is None else v for v in challenger], "s--", label="challenger (retrained on it)")
+    for i, verdict in enumerate(verdicts):
+        if verdict and challenger[i] is not None:
+            ax.annotate(verdict, (i, challenger[i]), textcoords="offset points", xytext=(0, 8), ha="center")
+    ax.set_xticks(x, [m.capitalize() for m in months])
+    ax.set_xlabel("month of 2015")
+    ax.set_ylabel("validation MAE ($)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.suptitle("Champion and challengers, month after month")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    return path
+
+
 def _figure(width: float, height: float) -> Any:
     try:
         from matplotlib.figure import Figure
-    except ImportError as e:
-        raise MissingExtraError("mlflow", "mlflow") from e  # matplotlib ships with that extra
+    except ImportError as e:  # a dependency of taxifare itself; missing only in a broken install
+        raise ConfigError("matplotlib is not installed", hint="pip install --force-reinstall taxifare") from e
     return Figure(figsize=(width, height), layout="constrained")
 
 

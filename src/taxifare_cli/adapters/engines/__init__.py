@@ -1,0 +1,1 @@
+"""Workflow engines: what runs a month's steps."""

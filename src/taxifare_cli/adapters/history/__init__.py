@@ -1,0 +1,1 @@
+"""Where workflow runs are remembered."""
