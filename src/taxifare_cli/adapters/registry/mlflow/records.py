@@ -148,6 +148,12 @@ def evaluation_tags(model_name: str, version: int, evaluation: dict[str, Any]) -
             for k, v in evaluation.items()
             if k in ("dataset", "source", "checksum", "rows") and v is not None
         },
+        # A workflow's decision on the month, as tags the MLflow UI can filter and compare on.
+        **{
+            f"{TAG}workflow.{k}": str(v)
+            for k, v in evaluation.items()
+            if k in ("month", "decision", "policy", "production_version") and v is not None
+        },
     }
 
 
