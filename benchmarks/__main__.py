@@ -34,9 +34,10 @@ MEASUREMENTS: dict[str, str] = {
     "pipeline": "benchmarks.pipeline:measure",
     "prediction": "benchmarks.prediction:measure",
     "quality": "benchmarks.quality:measure",
+    "workflow": "benchmarks.workflow:measure",
     "quality_1m": "benchmarks.quality:measure_1m",  # only on request: a million rows, to convergence
 }
-DEFAULT = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality")
+DEFAULT = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "workflow")
 EXTRA = ("cloud",)  # benchmarks/cloud_io.py, GCS/BigQuery throughput against emulators
 
 

@@ -56,6 +56,9 @@ class Sizes:
     predict_repeats: int
     quality_part: str  # a dataset size: train_<part> -> val_<part>
     quality_epochs: int | None  # None: the product's default (early stopping decides)
+    workflow_month_rows: int  # rides of a simulated month (train + val) in the workflow benchmark
+    workflow_epochs: int
+    workflow_prefect: bool  # also time the Prefect engine (its temporary server takes 8-15 s to start)
     seed: int = 42
 
 
@@ -74,6 +77,9 @@ FULL = Sizes(
     predict_repeats=3,
     quality_part="100k",
     quality_epochs=None,
+    workflow_month_rows=100_000,
+    workflow_epochs=5,
+    workflow_prefect=True,
 )
 QUICK = Sizes(
     startup_runs=3,
@@ -90,6 +96,9 @@ QUICK = Sizes(
     predict_repeats=1,
     quality_part="10k",
     quality_epochs=2,
+    workflow_month_rows=3_000,
+    workflow_epochs=1,
+    workflow_prefect=False,
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 RESULTS = "results.json"
 PLOT = "peak_memory.png"
-ORDER = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "quality_1m")
+ORDER = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "quality_1m", "workflow")
 
 
 def load(path: Path) -> dict[str, Any]:
