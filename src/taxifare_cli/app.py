@@ -244,6 +244,20 @@ class Taxifare:
             progress=self.progress,
         )
 
+    def viewer_hint(self) -> str | None:
+        """Once per local MLflow store: the command that opens it in the MLflow UI (None otherwise)."""
+        command = getattr(self.registry, "ui_command", None)
+        if not isinstance(command, str):
+            return None
+        marker = self.settings.mlflow_store_dir / ".ui-hint-shown"
+        if marker.exists():
+            return None
+        try:
+            marker.touch()
+        except OSError:
+            return None  # a hint is not worth an error
+        return command
+
     def evaluate(self, ref: ModelRef, size: str | None = None, month: str | None = None) -> EvaluationResult:
         """MAE and RMSE of `ref` on val_<part>, recorded with the version."""
         from taxifare_cli.services.evaluation import evaluate_model

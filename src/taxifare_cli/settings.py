@@ -132,7 +132,14 @@ class RegistrySettings(_Section):
 
 
 class MlflowSettings(_Section):
-    tracking_uri: str | None = Field(None, description="MLflow tracking server URI.")
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking server URI; unset: a local store in mlflow.local_store (no server).",
+    )
+    local_store: Path = Field(
+        Path("~/.taxifare"),
+        description="With no tracking_uri: where MLflow keeps mlflow.db (SQLite) and mlruns/ (artifacts).",
+    )
     experiment: str = Field("taxifare", description="MLflow experiment of training runs.")
     model_name: str = Field("taxifare", description="Registered model name in MLflow.")
     tracking_token: SecretStr | None = Field(
@@ -236,6 +243,10 @@ class Settings(BaseSettings):
     @property
     def registry_dir(self) -> Path:
         return self.registry.local_path.expanduser()
+
+    @property
+    def mlflow_store_dir(self) -> Path:
+        return self.mlflow.local_store.expanduser()
 
     @property
     def workflow_dir(self) -> Path:

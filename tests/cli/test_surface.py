@@ -43,8 +43,18 @@ def test_config_init_writes_once_then_needs_force(cli: Cli, home: Path) -> None:
 
 
 def test_config_check_flags_a_backend_without_its_settings(cli: Cli) -> None:
+    r = cli("config", "check", env={"DATA_SOURCE": "gcs"})
+    assert r.code == 3 and "gcp.project" in r.err and "storage.bucket" in r.err
+    r = cli("config", "check", env={"TAXIFARE_NOTIFY__BACKEND": "webhook"})
+    assert r.code == 3 and "notify.webhook_url" in r.err
+
+
+def test_mlflow_needs_no_server(cli: Cli) -> None:
     r = cli("config", "check", env={"MODEL_TARGET": "mlflow"})
-    assert r.code == 3 and "mlflow.tracking_uri" in r.err
+    assert r.code == 0, r
+    r = cli("--json", "config", "show", env={"MODEL_TARGET": "mlflow"})
+    local_store = r.json()["settings"]["mlflow.local_store"]
+    assert local_store["origin"] == "default" and local_store["value"].endswith(".taxifare")
 
 
 @pytest.mark.parametrize(

@@ -414,15 +414,23 @@ def test_a_malformed_tracking_uri_is_a_config_error(uri: str) -> None:
         MlflowRegistry(uri)
 
 
-def test_from_settings_needs_a_tracking_uri_and_keeps_the_token_out_of_sight(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_with_no_tracking_uri_the_store_is_local_under_the_taxifare_home(tmp_path: Path) -> None:
+    from taxifare_cli.settings import load_settings
+
+    settings = load_settings(environ={"TAXIFARE_MLFLOW__LOCAL_STORE": str(tmp_path / "home")}).settings
+    registry = MlflowRegistry.from_settings(settings)
+    db = (tmp_path / "home" / "mlflow.db").resolve()
+    assert registry.tracking_uri == f"sqlite:///{db}"
+    assert registry.artifact_root == (tmp_path / "home" / "mlruns").resolve().as_uri()
+    assert registry.ui_command == f"mlflow ui --backend-store-uri sqlite:///{db} --default-artifact-root {registry.artifact_root}"
+    assert registry.list() == []  # a working store, created on first use
+    assert db.is_file()
+
+
+def test_from_settings_keeps_the_token_out_of_sight(monkeypatch: pytest.MonkeyPatch) -> None:
     from taxifare_cli.settings import load_settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
-    empty = load_settings(environ={}).settings
-    with pytest.raises(ConfigError, match="no MLflow tracking server"):
-        MlflowRegistry.from_settings(empty)
 
     settings = load_settings(
         environ={

@@ -65,8 +65,6 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(f"storage.backend = {s.storage.backend} needs gcp.project (env GCP_PROJECT)")
     if s.storage.backend == "gcs" and not s.storage.bucket:
         problems.append("storage.backend = gcs needs storage.bucket (env BUCKET_NAME)")
-    if s.registry.backend == "mlflow" and not s.mlflow.tracking_uri:
-        problems.append("registry.backend = mlflow needs mlflow.tracking_uri (env MLFLOW_TRACKING_URI)")
     if s.notify.backend == "webhook" and not s.notify.webhook_url:
         problems.append("notify.backend = webhook needs notify.webhook_url")
     return problems

@@ -83,6 +83,9 @@ def train(
         f"{result.duration_s:.0f} s",
     )
     out.info(f"next: taxifare model promote --version {result.version.version} --stage Production")
+    hint = taxifare.viewer_hint()
+    if hint:
+        out.info(f"the runs are in a local MLflow store; to look at them: {hint}")
 
 
 @app.command()

@@ -218,38 +218,50 @@ def log_pyfunc(
     import mlflow
     import mlflow.pyfunc
     from mlflow.models import Model
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     # Model.log goes through MLflow's global client: point it at our server meanwhile.
-    # (_use_tracking_uri unsets MLFLOW_TRACKING_URI on exit; put the user's value back.)
+    with global_tracking_uri(tracking_uri), _mlflow_chatter_hidden():
+        logged = mlflow.initialize_logged_model(
+            name=LOGGED_MODEL_NAME,
+            source_run_id=run_id,
+            experiment_id=experiment_id,
+            params=params,
+            tags=tags,
+        )
+        Model.log(
+            artifact_path=None,
+            name=LOGGED_MODEL_NAME,
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            model_id=logged.model_id,
+            python_model=str(files / SCRIPT_FILE),
+            artifacts={MODEL_ARTIFACT: str(files / MODEL_ARTIFACT)},
+            code_paths=[str(files / "code" / "taxifare_cli")],
+            signature=pyfunc_signature(),
+            input_example=pyfunc_input_example(),
+            pip_requirements=pyfunc_requirements(),
+            metadata={"taxifare_version": package_version or "unknown"},
+        )
+    return str(logged.model_id)
+
+
+@contextmanager
+def global_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's global client at `tracking_uri` meanwhile.
+
+    Model.log, and the SQLite registry store when it registers a `models:/` source,
+    make their own MlflowClient() with the global URI, not ours. (_use_tracking_uri
+    unsets MLFLOW_TRACKING_URI on exit: the user's value is put back.)
+    """
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        with _use_tracking_uri(tracking_uri), _mlflow_chatter_hidden():
-            logged = mlflow.initialize_logged_model(
-                name=LOGGED_MODEL_NAME,
-                source_run_id=run_id,
-                experiment_id=experiment_id,
-                params=params,
-                tags=tags,
-            )
-            Model.log(
-                artifact_path=None,
-                name=LOGGED_MODEL_NAME,
-                flavor=mlflow.pyfunc,
-                run_id=run_id,
-                model_id=logged.model_id,
-                python_model=str(files / SCRIPT_FILE),
-                artifacts={MODEL_ARTIFACT: str(files / MODEL_ARTIFACT)},
-                code_paths=[str(files / "code" / "taxifare_cli")],
-                signature=pyfunc_signature(),
-                input_example=pyfunc_input_example(),
-                pip_requirements=pyfunc_requirements(),
-                metadata={"taxifare_version": package_version or "unknown"},
-            )
+        with _use_tracking_uri(tracking_uri):
+            yield
     finally:
         if user_uri is not None:
             os.environ["MLFLOW_TRACKING_URI"] = user_uri
-    return str(logged.model_id)
 
 
 @contextmanager

@@ -39,8 +39,14 @@ from taxifare_cli.adapters.registry.mlflow.errors import (
     require_mlflow,
     set_http_defaults,
 )
-from taxifare_cli.adapters.registry.mlflow.pyfunc import MODEL_ARTIFACT, log_pyfunc, pyfunc_files
-from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, Stage
+from taxifare_cli.adapters.registry.mlflow.local_store import local_store, ui_command
+from taxifare_cli.adapters.registry.mlflow.pyfunc import (
+    MODEL_ARTIFACT,
+    global_tracking_uri,
+    log_pyfunc,
+    pyfunc_files,
+)
+from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, Stage, displaced
 from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, TrainingRecord
 
@@ -67,8 +73,12 @@ class MlflowRegistry:
         staging_alias: str = "staging",
         legacy_stages: bool = False,
         timeout_s: float = 30.0,
+        artifact_root: str | None = None,
     ) -> None:
         self.tracking_uri = check_uri(tracking_uri)
+        # Where a new experiment keeps its artifacts; None: the server decides (a local store needs it).
+        self.artifact_root = artifact_root
+        self.ui_command = ui_command(self.tracking_uri, artifact_root)  # how to look at a local store
         if production_alias == staging_alias:
             raise ConfigError(
                 f"mlflow.production_alias and mlflow.staging_alias are both {production_alias!r}",
@@ -88,15 +98,13 @@ class MlflowRegistry:
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRegistry:
         m = settings.mlflow
-        if not m.tracking_uri:
-            raise ConfigError(
-                "no MLflow tracking server is configured",
-                hint="set MLFLOW_TRACKING_URI or mlflow.tracking_uri in taxifare.toml, "
-                "e.g. http://127.0.0.1:5000",
-            )
         require_mlflow()
+        uri, artifact_root = (
+            (m.tracking_uri, None) if m.tracking_uri else local_store(settings.mlflow_store_dir)
+        )
         return cls(
-            m.tracking_uri,
+            uri,
+            artifact_root=artifact_root,
             experiment=m.experiment,
             model_name=m.model_name,
             tracking_token=m.tracking_token.get_secret_value() if m.tracking_token else None,
@@ -134,14 +142,15 @@ class MlflowRegistry:
                 self._log_training(run_id, record, run_files)
                 model_id = self._log_pyfunc(run_id, experiment_id, record, model_files)
                 self._ensure_registered_model()
-                version = client.create_model_version(
-                    self.model_name,
-                    source=f"models:/{model_id}",
-                    run_id=run_id,
-                    tags=R.version_tags(record),
-                    model_id=model_id,
-                    await_creation_for=max(30, int(self.timeout_s)),
-                )
+                with global_tracking_uri(self.tracking_uri):  # a SQLite store resolves the source itself
+                    version = client.create_model_version(
+                        self.model_name,
+                        source=f"models:/{model_id}",
+                        run_id=run_id,
+                        tags=R.version_tags(record),
+                        model_id=model_id,
+                        await_creation_for=max(30, int(self.timeout_s)),
+                    )
                 client.set_terminated(run_id, "FINISHED")
             except BaseException:
                 if version is not None:
@@ -226,7 +235,7 @@ class MlflowRegistry:
             previous: int | None = None
             if target_alias is not None:
                 held = aliases.get(target_alias)
-                previous = int(held) if held is not None and held != number else None
+                previous = displaced(stage, version, int(held) if held is not None else None)
                 client.set_registered_model_alias(name, target_alias, number)
             if previous is not None:
                 for key, value in R.archived_tags(when, by, replaced_by=version).items():
@@ -300,7 +309,9 @@ class MlflowRegistry:
         experiment = self._experiment()
         if experiment is None:
             try:
-                return str(self._client().create_experiment(self.experiment))
+                return str(
+                    self._client().create_experiment(self.experiment, artifact_location=self.artifact_root)
+                )
             except MlflowException as e:
                 if e.error_code != "RESOURCE_ALREADY_EXISTS":  # else another process made it first
                     raise
