@@ -15,16 +15,22 @@ QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "MLFLOW_D
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit, integration (real servers on 127.0.0.1), e2e."""
-    session.install("-e", ".[gcp,mlflow,test,bench]")
+    session.install("-e", ".[gcp,mlflow,prefect,serve,test,bench]")
     session.run("lint-imports")  # the layer contracts (docs/architecture.md)
     args = session.posargs or ["-q", "--durations=15"]
-    session.run("pytest", *args, env=QUIET_TF)
+    prefect = {  # Prefect's state in the session's tmp dir, nothing sent anywhere, time for a cold server
+        "PREFECT_HOME": f"{session.create_tmp()}/prefect",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    session.run("pytest", *args, env={**QUIET_TF, **prefect})
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (style, imports, bugs), mypy (types) and import-linter (the layer contracts)."""
-    session.install("-e", ".[lint]")
+    session.install("-e", ".[lint,serve]")  # mypy reads the web face's FastAPI types
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
     session.run("lint-imports")
@@ -36,5 +42,5 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --quick` runs a small version in seconds.
     """
-    session.install("-e", ".[gcp,mlflow,test,bench]")
+    session.install("-e", ".[gcp,mlflow,prefect,serve,test,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs, env=QUIET_TF)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from taxifare_cli.services.data import FetchResult
     from taxifare_cli.services.evaluation import EvaluationResult
     from taxifare_cli.services.prediction import FilePrediction, RidePrediction
+    from taxifare_cli.services.serving import ServedModel
     from taxifare_cli.services.training import TrainResult
     from taxifare_cli.services.transfer import TransferStep
     from taxifare_cli.services.workflow import MonthOutcome, MonthRun, WorkflowRun
@@ -292,6 +293,12 @@ class Taxifare:
         return predict_file(
             self.registry, ref, input_path, output_path, chunk_size=self.chunk_size, progress=self.progress
         )
+
+    def served_model(self, ref: ModelRef, *, refresh_s: float = 5.0) -> ServedModel:
+        """The model a web service prices with: `ref`'s version, following its stage."""
+        from taxifare_cli.services.serving import ServedModel
+
+        return ServedModel(self.registry, ref, refresh_s=refresh_s)
 
     def promote(self, version: int, stage: Stage, *, dry_run: bool = False) -> Promotion:
         from taxifare_cli.services.registry import promote_model

@@ -218,3 +218,48 @@ def list_(ctx: typer.Context, target: Target = None) -> None:
             rows,
         ),
     )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    stage: Stage = None,
+    version: Version = None,
+    target: Target = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
+    refresh: Annotated[
+        float, typer.Option("--refresh", help="Seconds between checks for a newly promoted version.", min=0.1)
+    ] = 5.0,
+) -> None:
+    """Serve the model over HTTP: GET /predict?pickup_datetime=...&..., POST /predict, /health, /model.
+
+    Example: taxifare model serve --port 8000   (then curl 'http://127.0.0.1:8000/predict?...')
+    """
+    try:
+        import uvicorn
+
+        from taxifare_cli.web.api import create_api
+    except ImportError as e:
+        from taxifare_cli.errors import ConfigError
+
+        raise ConfigError(
+            f"model serve needs the web packages ({e.name} is not installed)",
+            hint="pip install 'taxifare[serve]'",
+        ) from None
+    st = state(ctx)
+    taxifare = st.app(**{"registry.backend": target})
+    served = taxifare.served_model(taxifare.model_ref(version, stage), refresh_s=refresh)
+    v = served.current.version
+    follows = "" if version is not None else f", following {served.ref.stage}"
+    st.output.info(
+        f"serving version {v.version} ({v.stage}{follows}) on http://{host}:{port}  (Ctrl-C stops)"
+    )
+    st.output.info(f"  try: curl 'http://{host}:{port}/predict?{EXAMPLE_QUERY}'")
+    uvicorn.run(create_api(served), host=host, port=port, log_level="warning", access_log=False)
+
+
+EXAMPLE_QUERY = (
+    "pickup_datetime=2015-01-15%2008:30:00%20UTC&pickup_longitude=-73.985&pickup_latitude=40.758"
+    "&dropoff_longitude=-73.78&dropoff_latitude=40.644&passenger_count=1"
+)

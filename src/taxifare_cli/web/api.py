@@ -1,0 +1,150 @@
+"""The model as a web API (FastAPI): `taxifare model serve`.
+
+GET /predict?pickup_datetime=...&pickup_longitude=...   -> {"fare": 14.71}  (the original project's API)
+POST /predict  [ride, ...]                               -> {"fares": [...], "version": N}
+GET /health, GET /model
+
+Rides are checked field by field before pricing: a missing field, a value that
+is not a number, a place outside New York or a time the model does not know
+is a 422 naming the field, never a 500. Prices go through the one pricing
+path (`FareModel.price`) on the numpy network: no TensorFlow on the request
+path. A background thread follows the stage: after `model promote`, the new
+version serves within `refresh_s` seconds, without a restart.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Body, FastAPI, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from taxifare_cli import __version__
+from taxifare_cli.core.cleaning import DEFAULT_RULES
+from taxifare_cli.services.serving import ServedModel
+
+FIRST_YEAR, LAST_YEAR = 2009, 2030  # the public data starts in 2009; beyond 2030 the year trend is a guess
+MAX_RIDES = 10_000  # per POST: larger files go through `taxifare model predict --input`
+_R = DEFAULT_RULES
+
+
+class Ride(BaseModel):
+    """One ride, as the public data has it (fare excluded)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pickup_datetime: str = Field(description="e.g. 2015-01-15 08:30:00 UTC (UTC), or ISO 8601")
+    pickup_longitude: float
+    pickup_latitude: float
+    dropoff_longitude: float
+    dropoff_latitude: float
+    passenger_count: int = Field(1, ge=_R.passengers_min, le=_R.passengers_max)
+
+    @field_validator("pickup_datetime")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        text = value.strip().removesuffix(" UTC").replace("Z", "+00:00")
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("not a time: use 2015-01-15 08:30:00 UTC or ISO 8601") from None
+        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+            raise ValueError(f"the model prices rides from {FIRST_YEAR} to {LAST_YEAR}, not {when.year}")
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC).replace(tzinfo=None)
+        return when.isoformat(sep=" ")
+
+    @field_validator("pickup_longitude", "dropoff_longitude")
+    @classmethod
+    def _longitude(cls, value: float) -> float:
+        if not (math.isfinite(value) and _R.lon_min <= value <= _R.lon_max):
+            raise ValueError(f"outside New York: longitude must be between {_R.lon_min} and {_R.lon_max}")
+        return value
+
+    @field_validator("pickup_latitude", "dropoff_latitude")
+    @classmethod
+    def _latitude(cls, value: float) -> float:
+        if not (math.isfinite(value) and _R.lat_min <= value <= _R.lat_max):
+            raise ValueError(f"outside New York: latitude must be between {_R.lat_min} and {_R.lat_max}")
+        return value
+
+
+def create_api(served: ServedModel) -> FastAPI:
+    """The FastAPI application over `served` (which it refreshes in the background)."""
+    stop = threading.Event()
+
+    def follow_the_stage() -> None:
+        while not stop.wait(served.refresh_s):
+            served.refresh()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher = threading.Thread(target=follow_the_stage, name="taxifare-refresh", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
+            served.close()
+
+    api = FastAPI(
+        title="taxifare",
+        version=__version__,
+        summary="Fares of New York taxi rides, priced by the registered model.",
+        lifespan=lifespan,
+    )
+
+    def price(rides: list[Ride], response: Response) -> tuple[list[float], int]:
+        current = served.current  # this request's model, whatever a swap does meanwhile
+        frame = pd.DataFrame([r.model_dump() for r in rides])
+        priced = current.model.price(frame, invalid="nan")
+        fares = [round(float(f), 2) for f in priced.fares]
+        if any(math.isnan(f) for f in fares):
+            bad = [i for i, f in enumerate(fares) if math.isnan(f)]
+            reasons = ", ".join(f"{n} {reason}" for reason, n in priced.report.dropped.most_common())
+            raise HTTPException(422, detail=f"rides {bad[:20]} cannot be priced: {reasons}")
+        response.headers["X-Model-Version"] = str(current.version.version)
+        return fares, current.version.version
+
+    @api.get("/predict", summary="The fare of one ride")
+    def predict_one(ride: Annotated[Ride, Query()], response: Response) -> dict[str, float]:
+        fares, _ = price([ride], response)
+        return {"fare": fares[0]}
+
+    @api.post("/predict", summary="The fares of several rides, in order")
+    def predict_many(
+        rides: Annotated[list[Ride], Body(max_length=MAX_RIDES)], response: Response
+    ) -> dict[str, Any]:
+        if not rides:
+            return {"fares": [], "version": served.current.version.version}
+        fares, version = price(rides, response)
+        return {"fares": fares, "version": version}
+
+    @api.get("/health")
+    def health() -> dict[str, Any]:
+        v = served.current.version
+        return {"status": "ok", "version": v.version, "stage": v.stage, "refresh_error": served.last_error}
+
+    @api.get("/model")
+    def model() -> dict[str, Any]:
+        current = served.current
+        v = current.version
+        return {
+            "version": v.version,
+            "stage": v.stage,
+            "follows": str(served.ref),
+            "created_at": v.created_at.isoformat(),
+            "loaded_at": datetime.fromtimestamp(current.loaded_at, UTC).isoformat(),
+            "metrics": v.metrics,
+            "trained_on": v.data,
+            "parent_version": v.parent_version,
+        }
+
+    return api
