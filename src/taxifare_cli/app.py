@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from taxifare_cli.services.data import FetchResult
     from taxifare_cli.services.evaluation import EvaluationResult
     from taxifare_cli.services.prediction import FilePrediction, RidePrediction
+    from taxifare_cli.services.registry import ModelDetails
     from taxifare_cli.services.serving import ServedModel
     from taxifare_cli.services.training import TrainResult
     from taxifare_cli.services.transfer import TransferStep
@@ -304,6 +305,11 @@ class Taxifare:
         from taxifare_cli.services.registry import promote_model
 
         return promote_model(self.registry, version, stage, dry_run=dry_run)
+
+    def show_model(self, version: int) -> ModelDetails:
+        from taxifare_cli.services.registry import show_model
+
+        return show_model(self.registry, version)
 
     def models(self) -> list[ModelVersion]:
         from taxifare_cli.services.registry import list_models

@@ -90,3 +90,24 @@ def test_workflow_run_promotes_first_model_then_judges_the_next(cli: Cli) -> Non
     stages = {v["version"]: v["stage"] for v in r.json()}
     assert stages[1] == "Production"
     assert stages[2] == ("Staging" if expected == "staged" else "None")
+
+
+def test_model_show_tells_the_data_the_stages_and_the_plots(cli: Cli) -> None:
+    assert cli("data", "fetch", "--size", "1k", "--source", "synthetic").code == 0
+    for _ in range(2):
+        assert cli("model", "train", "--size", "1k", "--epochs", "1", "--batch-size", "128").code == 0
+    assert cli("model", "promote", "--version", "1", "--stage", "Production").code == 0
+    assert cli("model", "promote", "--version", "2", "--stage", "Production").code == 0
+
+    r = cli("--json", "model", "show", "1")
+    assert r.code == 0, r
+    shown = r.json()
+    assert shown["version"] == 1 and shown["stage"] == "Archived"
+    assert shown["data"]["train"]["dataset"] == "train_1k" and shown["data"]["train"]["checksum"].startswith("sha256:")
+    assert [(h["stage"], h.get("replaced_by")) for h in shown["stage_history"]] == [("Production", None), ("Archived", 2)]
+    for name in ("learning_curve", "residuals"):
+        assert Path(shown["plots"][name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    r = cli("model", "show", "1")
+    assert "replaced by version 2" in r.out and "learning_curve" in r.out
+    assert cli("model", "show", "7").code == 4

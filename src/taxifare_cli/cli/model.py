@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -218,6 +218,61 @@ def list_(ctx: typer.Context, target: Target = None) -> None:
             rows,
         ),
     )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(help="The version to show.", min=1)],
+    target: Target = None,
+) -> None:
+    """Everything recorded about one version: metrics, params, the data it saw, its stages, its plots.
+
+    Example: taxifare model show 3
+    """
+    from rich.console import Group
+
+    st = state(ctx)
+    details = st.app(**{"registry.backend": target}).show_model(version)
+    v, out = details.version, st.output
+    seen = []
+    for split, d in v.data.items():
+        if isinstance(d, dict):
+            rows = (
+                f"{d.get('rows_used', '?'):,} of {d.get('rows_read', '?'):,} rows"
+                if d.get("rows_read")
+                else ""
+            )
+            seen.append(
+                (split, d.get("dataset", ""), d.get("source", ""), rows, (d.get("checksum") or "")[:23])
+            )
+    parts: list[Any] = [
+        f"version {v.version} ({v.stage}), created {v.created_at.astimezone():%Y-%m-%d %H:%M}"
+        + (f", fine-tuned from version {v.parent_version}" if v.parent_version else "")
+        + (f", taxifare {v.package_version}" if v.package_version else ""),
+        out.table("data seen", ["split", "dataset", "source", "rows used", "checksum"], seen),
+        out.table("metrics", ["metric", "value"], [(k, f"{m:,.4g}") for k, m in sorted(v.metrics.items())]),
+        out.table("params", ["param", "value"], [(k, str(p)) for k, p in sorted(v.params.items())]),
+    ]
+    if v.evaluations:
+        parts.append(
+            out.table(
+                "evaluations",
+                ["at", "dataset", "MAE", "decision"],
+                [
+                    (str(e.get("at", ""))[:16], e.get("dataset"), money(e.get("mae")), e.get("decision", ""))
+                    for e in v.evaluations
+                ],
+            )
+        )
+    history = [
+        f"{h['at'][:16]}  {h['stage']}  by {h['by']}"
+        + (f" (replaced by version {h['replaced_by']})" if h.get("replaced_by") else "")
+        for h in details.stage_history
+    ]
+    parts.append("stage history: " + ("; ".join(history) if history else "never promoted"))
+    parts += [f"{name}: {where}" for name, where in v.plots.items()]
+    out.result(details.as_dict(), Group(*parts))
 
 
 @app.command()

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.errors import ConfigError
 from taxifare_cli.files.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from taxifare_cli.ports import TrainingRecord
+
 DPI = 100
+
+
+def draw_plots(record: TrainingRecord, directory: Path) -> list[Path]:
+    """learning_curve.png and residuals.png of a training run, drawn in `directory` (those it can)."""
+    drawn = [learning_curve_png(record.history, directory / "learning_curve.png")]
+    if record.val_predictions is not None:
+        drawn.append(residuals_png(*record.val_predictions, directory / "residuals.png"))
+    return [p for p in drawn if p is not None]
 
 
 def learning_curve_png(history: dict[str, list[float]], path: Path) -> Path | None:

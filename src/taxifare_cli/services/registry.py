@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from taxifare_cli.core.vocabulary import PROMOTABLE_STAGES, Stage, displaced
 from taxifare_cli.errors import UsageError
@@ -33,3 +35,28 @@ def promote_model(registry: ModelRegistry, version: int, stage: Stage, *, dry_ru
 
 def list_models(registry: ModelRegistry) -> list[ModelVersion]:
     return registry.list()
+
+
+@dataclass
+class ModelDetails:
+    """One version with everything recorded about it, and its moves between stages."""
+
+    version: ModelVersion
+    stage_history: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.version.as_dict(), "stage_history": self.stage_history}
+
+
+def show_model(registry: ModelRegistry, version: int) -> ModelDetails:
+    """`version` (NotFoundError if absent) and each promotion that moved it, oldest first."""
+    mv = registry.get(ModelRef(version=version))
+    history = []
+    for p in registry.promotions():
+        if p.get("version") == version:
+            history.append({"at": p.get("at"), "stage": p.get("stage"), "by": p.get("by")})
+        elif p.get("previous") == version:  # displaced by another version's promotion
+            history.append(
+                {"at": p.get("at"), "stage": "Archived", "by": p.get("by"), "replaced_by": p.get("version")}
+            )
+    return ModelDetails(mv, history)

@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
 from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
 from taxifare_cli.files.atomic import write_json_atomic
+from taxifare_cli.files.plots import draw_plots
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, Stage, TrainingRecord
 
 if TYPE_CHECKING:
     from taxifare_cli.settings import Settings
 
 ARTIFACT = "artifact"
+PLOTS = "plots"
 
 
 class LocalRegistry:
@@ -90,13 +92,24 @@ class LocalRegistry:
             raise NotFoundError(f"model version {version} does not exist", hint="see `taxifare model ls`")
         mv = ModelVersion.from_dict(json.loads(path.read_text(encoding="utf-8")))
         mv.stage = self._stage_of(version, stages)
+        plots = path.parent / PLOTS
+        if plots.is_dir():
+            mv.plots = {png.stem: str(png) for png in sorted(plots.glob("*.png"))}
         return mv
 
     def save(self, artifact_dir: Path, record: TrainingRecord) -> ModelVersion:
+        with tempfile.TemporaryDirectory(prefix="taxifare-plots-") as drawn:
+            plots = draw_plots(record, Path(drawn))  # outside the lock: drawing takes a second
+            return self._save(artifact_dir, record, plots)
+
+    def _save(self, artifact_dir: Path, record: TrainingRecord, plots: builtins.list[Path]) -> ModelVersion:
         with self._locked():
             staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.versions_dir))
             try:
                 shutil.copytree(artifact_dir, staging / ARTIFACT)
+                (staging / PLOTS).mkdir()
+                for png in plots:
+                    shutil.copy2(png, staging / PLOTS / png.name)
                 for extra in record.extra_artifacts:
                     shutil.copy2(extra, staging / extra.name)
                 number = (self._numbers() or [0])[-1] + 1
@@ -117,6 +130,7 @@ class LocalRegistry:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            mv.plots = {png.stem: str(self.versions_dir / str(number) / PLOTS / png.name) for png in plots}
             return mv
 
     def _resolve(self, ref: ModelRef, stages: dict[str, Any]) -> int:

@@ -93,6 +93,10 @@ def to_port(
         git_commit=tags.get(TAG + "git_commit"),
         run_id=mv.run_id or None,
         parent_version=int(parent) if parent and parent.isdigit() else None,
+        # The run keeps them (see run_files); `mlflow artifacts download -u <uri>` fetches one.
+        plots={n: f"runs:/{mv.run_id}/plots/{n}.png" for n in ("learning_curve", "residuals")}
+        if mv.run_id
+        else {},
     )
 
 
