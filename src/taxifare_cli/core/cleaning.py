@@ -23,6 +23,9 @@ class CleaningRules:
     lat_max: float = 40.9
     lon_min: float = -74.3
     lon_max: float = -73.7
+    # The public data starts in 2009; past 2030 the year trend the model learned is a guess.
+    year_min: int = 2009
+    year_max: int = 2030
 
 
 DEFAULT_RULES = CleaningRules()
@@ -34,6 +37,7 @@ REASONS: tuple[str, ...] = (
     "duplicate",
     "fare out of range",
     "passenger count out of range",
+    "pickup time out of range",
     "outside New York",
 )
 
@@ -106,8 +110,13 @@ def clean_chunk(
 
     pax = df["passenger_count"].to_numpy(dtype="float64", na_value=np.nan)
     with np.errstate(invalid="ignore"):
-        ok = (pax >= rules.passengers_min) & (pax <= rules.passengers_max)
+        ok = (pax >= rules.passengers_min) & (pax <= rules.passengers_max) & (pax == np.floor(pax))
     keep = _apply(report, "passenger count out of range", keep, ok)
+
+    years = pd.DatetimeIndex(df["pickup_datetime"]).year.to_numpy()
+    with np.errstate(invalid="ignore"):
+        ok = (years >= rules.year_min) & (years <= rules.year_max)
+    keep = _apply(report, "pickup time out of range", keep, ok)
 
     with np.errstate(invalid="ignore"):
         keep = _apply(report, "outside New York", keep, inside_nyc(df, rules))

@@ -23,8 +23,12 @@ Forward = Callable[[np.ndarray], np.ndarray]
 InvalidRides = Literal["error", "nan"]
 
 NEW_YORK_HINT = (
-    "both ends must lie in New York (latitude 40.5-40.9, longitude -74.3 to -73.7) with 1 to 7 passengers"
+    "both ends must lie in New York (latitude 40.5-40.9, longitude -74.3 to -73.7), with 1 to 7 passengers, "
+    "between 2009 and 2030"
 )
+# No ride costs less than the flag drop of the meter ($2.50 through 2009-2015): a network's
+# output below it on an odd ride is an extrapolation, never a negative fare.
+MIN_FARE = 2.50
 
 
 class UnpriceableRides(ValueError):
@@ -58,7 +62,7 @@ def price_rides(forward: Forward, rides: pd.DataFrame, *, invalid: InvalidRides 
         raise UnpriceableRides(report, len(frame))
     fares = np.full(len(frame), np.nan)
     if len(clean):
-        fares[clean.index.to_numpy()] = forward(compute_features(clean))
+        fares[clean.index.to_numpy()] = np.maximum(forward(compute_features(clean)), MIN_FARE)
     return PricedRides(fares, report)
 
 

@@ -15,7 +15,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from taxifare_cli.errors import DataError, UsageError
+
 PART_SUFFIX = ".part"
+
+
+def check_input_file(path: Path, what: str = "input file") -> Path:
+    """`path` if it is a readable regular file; a DataError that says what it is otherwise."""
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a directory, not a file")
+    if not path.exists():
+        raise DataError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise DataError(f"{what} {path} is not a regular file")
+    return path
+
+
+def check_output_file(path: Path, *, inputs: tuple[Path, ...] = ()) -> Path:
+    """`path` if writing it atomically is safe: a new file or a regular file, never one of `inputs`.
+
+    A device (/dev/full, /dev/null) or a FIFO would be replaced by a regular file at
+    the rename, and a directory cannot be; the input would be lost under its output.
+    """
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a directory: name the file to write")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--output {path} is not a regular file (a device or a pipe): write to a file")
+    for source in inputs:
+        if path.exists() and source.exists() and path.samefile(source):
+            raise UsageError(f"--output {path} is the input file: write the fares to another file")
+    return path
 
 
 def temp_path_beside(path: Path) -> Path:

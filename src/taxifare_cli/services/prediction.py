@@ -16,7 +16,7 @@ from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.pricing import NEW_YORK_HINT, UnpriceableRides
 from taxifare_cli.core.schema import RIDE_FIELDS, TIMESTAMP_FORMAT
 from taxifare_cli.errors import DataError
-from taxifare_cli.files.atomic import atomic_open
+from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file
 from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks
 from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
 
@@ -108,8 +108,9 @@ def predict_file(
     Rows the model cannot price keep their key with an empty prediction, and are
     counted by reason. Without an output path, the predictions are returned.
     """
-    if not input_path.is_file():
-        raise DataError(f"input file {input_path} does not exist")
+    check_input_file(input_path)
+    if output_path is not None:
+        check_output_file(output_path, inputs=(input_path,))
     collected: list[pd.DataFrame] = []
     report = CleaningReport()
     rows = 0

@@ -29,9 +29,9 @@ from taxifare_cli import __version__
 from taxifare_cli.core.cleaning import DEFAULT_RULES
 from taxifare_cli.services.serving import ServedModel
 
-FIRST_YEAR, LAST_YEAR = 2009, 2030  # the public data starts in 2009; beyond 2030 the year trend is a guess
 MAX_RIDES = 10_000  # per POST: larger files go through `taxifare model predict --input`
 _R = DEFAULT_RULES
+FIRST_YEAR, LAST_YEAR = _R.year_min, _R.year_max
 
 
 class Ride(BaseModel):
