@@ -74,3 +74,14 @@ EXIT_CODES: dict[int, str] = {
     5: "external service unreachable or refused",
     6: "busy: another workflow run holds the lock",
 }
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: the command unwinds (temporary files go) and exits 128 + signal.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 
 from taxifare_cli.cli._console import Output
-from taxifare_cli.errors import TaxifareError
+from taxifare_cli.errors import TaxifareError, Terminated
 
 
 def report(exc: BaseException, out: Output) -> int:
@@ -19,8 +20,19 @@ def report(exc: BaseException, out: Output) -> int:
     if isinstance(exc, TaxifareError):
         code, message, hint = exc.exit_code, exc.message, exc.hint
     elif isinstance(exc, KeyboardInterrupt):
-        code, message, hint = 130, "interrupted", None
+        code, message, hint = (
+            130,
+            "interrupted: temporary files removed, data and registry as they were",
+            None,
+        )
         show_trace = False
+    elif isinstance(exc, Terminated):
+        name = signal.Signals(exc.signum).name
+        code, message = (
+            128 + exc.signum,
+            f"stopped by {name}: temporary files removed, data and registry as they were",
+        )
+        hint, show_trace = "run the command again to finish", False
     elif isinstance(exc, MemoryError):
         code, message = 1, "out of memory"
         hint = "lower data.chunk_size (env CHUNK_SIZE) or train on a larger machine"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,11 +13,11 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from taxifare_cli import __version__
-from taxifare_cli.cli import config, data, model, workflow
+from taxifare_cli.cli import cloud, config, data, model, workflow
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
 from taxifare_cli.cli._errors import report
-from taxifare_cli.errors import EXIT_CODES
+from taxifare_cli.errors import EXIT_CODES, Terminated
 
 EPILOG = (
     "Exit codes: "
@@ -66,7 +67,7 @@ class RootGroup(TyperGroup):
             raise
         except Exception as e:  # KeyboardInterrupt too, below: click would say only "Aborted!"
             raise typer.Exit(report(e, state(ctx).output)) from None
-        except KeyboardInterrupt as e:
+        except (KeyboardInterrupt, Terminated) as e:
             raise typer.Exit(report(e, state(ctx).output)) from None
 
 
@@ -80,7 +81,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for group in (config.app, data.app, model.app, workflow.app):
+for group in (config.app, data.app, model.app, workflow.app, cloud.app):
     app.add_typer(group)
 
 
@@ -111,8 +112,18 @@ def root(
     st.output.verbose = verbose
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Entry point: usage errors are click's (exit 2); every other failure is one line and a code."""
+    """Entry point: usage errors are click's (exit 2); every other failure is one line and a code.
+
+    SIGTERM and SIGHUP (a cron job stopped, a terminal closed) unwind like Ctrl-C does,
+    so that temporary files are removed on the way out.
+    """
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         app(args=argv, prog_name="taxifare")
     except SystemExit:

@@ -48,11 +48,65 @@ def check_output_file(path: Path, *, inputs: tuple[Path, ...] = ()) -> Path:
 
 
 def temp_path_beside(path: Path) -> Path:
-    """A new empty file in `path`'s directory (so the rename stays on one disk)."""
+    """A new empty file in `path`'s directory (so the rename stays on one disk).
+
+    Its name carries this process's id, so that `sweep_leftovers` can tell what a
+    killed process left from what a running one is writing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=PART_SUFFIX, dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's, alive
+    return True
+
+
+def _owner(name: str) -> int | None:
+    """The process id in a leftover's name: `.train_1k.csv.<pid>.<random>.part`, `taxifare-train-<pid>-..`."""
+    for field in name.replace("-", ".").split("."):
+        if field.isdigit():
+            return int(field)
+    return None
+
+
+def sweep_leftovers(directory: Path, pattern: str = f".*{PART_SUFFIX}") -> list[Path]:
+    """Remove what dead processes left in `directory` (temporary files or folders); what was removed."""
+    import shutil
+
+    removed = []
+    try:
+        candidates = list(directory.glob(pattern))
+    except OSError:
+        return []
+    for path in candidates:
+        pid = _owner(path.name)
+        if pid is None or pid == os.getpid() or pid_alive(pid):
+            continue
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # not ours to fight over
+        removed.append(path)
+    return removed
+
+
+@contextmanager
+def scratch_dir(kind: str) -> Iterator[Path]:
+    """A temporary working folder (`taxifare-<kind>-<pid>-...`), removed after; a killed one is swept."""
+    sweep_leftovers(Path(tempfile.gettempdir()), "taxifare-*")
+    with tempfile.TemporaryDirectory(prefix=f"taxifare-{kind}-{os.getpid()}-") as tmp:
+        yield Path(tmp)
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
 from taxifare_cli.core.model import MetricAccumulator
 from taxifare_cli.errors import DataError
+from taxifare_cli.files.atomic import scratch_dir
 from taxifare_cli.ports import SILENT, DataStore, ModelRef, ModelRegistry, ModelVersion, Progress
 
 
@@ -45,7 +45,7 @@ def evaluate_model(
     progress: Progress = SILENT,
 ) -> EvaluationResult:
     """MAE and RMSE of the model `ref` on `dataset`, streamed chunk by chunk."""
-    with tempfile.TemporaryDirectory(prefix="taxifare-eval-") as tmp:
+    with scratch_dir("eval") as tmp:
         version, artifact = registry.fetch_artifact(ref, Path(tmp))
         model = FareModel.load(artifact)
         acc = MetricAccumulator()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.pricing import NEW_YORK_HINT, UnpriceableRides
 from taxifare_cli.core.schema import RIDE_FIELDS, TIMESTAMP_FORMAT
 from taxifare_cli.errors import DataError
-from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file
+from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file, scratch_dir
 from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks
 from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
 
@@ -84,7 +83,7 @@ def load_model(registry: ModelRegistry, ref: ModelRef, tmp: Path) -> tuple[Model
 
 def predict_rides(registry: ModelRegistry, ref: ModelRef, rides: pd.DataFrame) -> RidePrediction:
     """Fares for rides given in full; any ride the model cannot price is an error."""
-    with tempfile.TemporaryDirectory(prefix="taxifare-predict-") as tmp:
+    with scratch_dir("predict") as tmp:
         version, model = load_model(registry, ref, Path(tmp))
         try:
             priced = model.price(rides)
@@ -114,7 +113,7 @@ def predict_file(
     collected: list[pd.DataFrame] = []
     report = CleaningReport()
     rows = 0
-    with tempfile.TemporaryDirectory(prefix="taxifare-predict-") as tmp, ExitStack() as stack:
+    with scratch_dir("predict") as tmp, ExitStack() as stack:
         version, model = load_model(registry, ref, Path(tmp))
         out_f = None
         if output_path is not None:

@@ -9,6 +9,7 @@ numpy network (no TensorFlow), so a swap is quick and the request path stays lig
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taxifare_cli.artifact import FareModel
+from taxifare_cli.files.atomic import sweep_leftovers
 from taxifare_cli.ports import ModelRef, ModelRegistry, ModelVersion
 
 
@@ -37,7 +39,8 @@ class ServedModel:
         self.registry = registry
         self.ref = ref
         self.refresh_s = refresh_s
-        self._dir = Path(tempfile.mkdtemp(prefix="taxifare-serve-"))
+        sweep_leftovers(Path(tempfile.gettempdir()), "taxifare-*")
+        self._dir = Path(tempfile.mkdtemp(prefix=f"taxifare-serve-{os.getpid()}-"))
         self._lock = threading.Lock()  # one refresh at a time; requests never wait on it
         self._checked = 0.0
         self.current: Loaded = self._load()

@@ -9,7 +9,6 @@ fetch the standard sizes, put them in the bucket, (re)create the tables; with
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import NotFoundError, UsageError
+from taxifare_cli.files.atomic import scratch_dir
 from taxifare_cli.files.ride_csv import sha256_file, write_csv_atomic
 from taxifare_cli.ports import SILENT, DatasetInfo, DataStore, Downloadable, FileStore, Progress, RideSource
 from taxifare_cli.services.data import dataset_names, fetch_data
@@ -172,7 +172,7 @@ def _copy(
     if isinstance(src, FileStore):
         after = dest.put(name, src.path(name), source=origin)
     else:
-        with tempfile.TemporaryDirectory(prefix="taxifare-upload-") as tmp:
+        with scratch_dir("upload") as tmp:
             path = Path(tmp) / f"{name}.csv"
             if isinstance(src, Downloadable):
                 src.download(name, path)

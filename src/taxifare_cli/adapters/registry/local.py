@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
 from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
-from taxifare_cli.files.atomic import write_json_atomic
+from taxifare_cli.files.atomic import sweep_leftovers, write_json_atomic
 from taxifare_cli.files.plots import draw_plots
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, Stage, TrainingRecord
 
@@ -104,7 +104,8 @@ class LocalRegistry:
 
     def _save(self, artifact_dir: Path, record: TrainingRecord, plots: builtins.list[Path]) -> ModelVersion:
         with self._locked():
-            staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.versions_dir))
+            sweep_leftovers(self.versions_dir, ".new-*")  # a version a killed process was writing
+            staging = Path(tempfile.mkdtemp(prefix=f".new-{os.getpid()}-", dir=self.versions_dir))
             try:
                 shutil.copytree(artifact_dir, staging / ARTIFACT)
                 (staging / PLOTS).mkdir()

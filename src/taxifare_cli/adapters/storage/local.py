@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import ConfigError, NotFoundError
-from taxifare_cli.files.atomic import atomic_path, temp_path_beside, write_json_atomic
+from taxifare_cli.files.atomic import atomic_path, sweep_leftovers, temp_path_beside, write_json_atomic
 from taxifare_cli.files.ride_csv import (
     count_rows,
     file_opener,
@@ -63,6 +63,7 @@ class LocalStore:
                 f"data directory {self.root} is not writable: {e.strerror}",
                 hint="set data.local_path (env LOCAL_DATA_PATH) to a directory you can write",
             ) from e
+        sweep_leftovers(self.root)  # what a killed fetch left behind
 
     def describe(self, name: str) -> DatasetInfo | None:
         path = self.path(name)
