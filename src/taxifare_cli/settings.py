@@ -283,6 +283,8 @@ def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
 def find_config_file(explicit: Path | None, environ: dict[str, str]) -> Path | None:
     """`--config`, else TAXIFARE_CONFIG, else ./taxifare.toml if present."""
     if explicit is not None:
+        if explicit.is_dir():
+            raise ConfigError(f"config file {explicit} is a directory", hint="name the TOML file itself")
         if not explicit.is_file():
             raise ConfigError(
                 f"config file {explicit} does not exist",
@@ -308,6 +310,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})", hint="save it as UTF-8") from e
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
 

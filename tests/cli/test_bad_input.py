@@ -81,3 +81,48 @@ def test_unknown_version_exits_4(cli: Cli) -> None:
 def test_unreachable_remote_exits_5_and_suggests_the_simulator(cli: Cli) -> None:
     r = cli("data", "fetch", "--size", "1k", env={"TAXIFARE_DATA__REMOTE_URL": "http://127.0.0.1:9/{name}.csv"})
     one_clear_error(r, 5, "cannot reach", "--source synthetic")
+
+
+RIDES = (
+    "key,pickup_datetime,pickup_longitude,pickup_latitude,dropoff_longitude,dropoff_latitude,passenger_count\n"
+    "a,2015-01-15 08:30:00 UTC,-73.985,40.758,-73.965,40.776,1\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "needle"),
+    [("/dev/full", "not a regular file"), ("rides.csv", "is the input file"), (".", "is a directory")],
+)
+def test_an_output_that_would_destroy_something_is_refused(cli: Cli, home: Path, target: str, needle: str) -> None:
+    rides = home / "rides.csv"
+    rides.write_text(RIDES)
+    r = cli("model", "predict", "--input", str(rides), "--output", target)
+    one_clear_error(r, 2, needle)
+    assert rides.read_text() == RIDES  # the input is untouched
+    assert Path("/dev/full").is_char_device()
+
+
+def test_an_input_that_is_a_directory_says_so(cli: Cli, home: Path) -> None:
+    one_clear_error(cli("model", "predict", "--input", str(home)), 4, "is a directory")
+
+
+def test_a_csv_that_is_not_utf8_names_the_line(cli: Cli, home: Path) -> None:
+    header = "key,fare_amount,pickup_datetime,pickup_longitude,pickup_latitude,dropoff_longitude,dropoff_latitude,passenger_count\n"
+    good = "a,7.5,2015-01-15 08:30:00 UTC,-73.985,40.758,-73.965,40.776,1\n"
+    (home / "data").mkdir()
+    for name in ("train_1k", "val_1k"):
+        (home / "data" / f"{name}.csv").write_bytes(
+            (header + good).encode() + b"b\xff\xfe,7.5,2015-01-15 08:30:00 UTC,-73.985,40.758,-73.965,40.776,1\n"
+        )
+    one_clear_error(cli("model", "train", "--size", "1k"), 4, "train_1k line 3 is not UTF-8")
+
+
+def test_a_malformed_ride_is_a_usage_error(cli: Cli) -> None:
+    one_clear_error(cli("model", "predict", "--ride", "pickup_datetime"), 2, "is not FIELD=VALUE")
+    one_clear_error(cli("model", "predict", "--ride", "pickup_longitude=-73.9"), 2, "the ride lacks")
+
+
+def test_a_config_file_that_is_a_directory_or_not_utf8_exits_3(cli: Cli, home: Path) -> None:
+    one_clear_error(cli("--config", str(home), "config", "show"), 3, "is a directory")
+    (home / "bad.toml").write_bytes(b'[data]\nsize = "\xff"\n')
+    one_clear_error(cli("--config", "bad.toml", "config", "show"), 3, "is not UTF-8")

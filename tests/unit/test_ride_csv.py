@@ -111,3 +111,12 @@ def test_count_rows_without_final_newline(tmp_path: Path) -> None:
     p = tmp_path / "x.csv"
     p.write_text(HEADER + "\n" + LINE.format(fare=1, pax=1))
     assert count_rows(p) == 1
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read_like_plain_lines() -> None:
+    plain = "key,fare_amount,pickup_datetime,pickup_longitude,pickup_latitude,dropoff_longitude,dropoff_latitude,passenger_count\nk1,7.5,2015-01-15 08:30:00 UTC,-73.98,40.75,-73.96,40.77,1\n"
+    windows = ("\ufeff" + plain.replace("\n", "\r\n")).encode("utf-8")
+    (a,) = read_all(plain.encode(), 10)
+    (b,) = read_all(windows, 10)
+    pd.testing.assert_frame_equal(a, b)
+    assert b.columns[0] == "key" and b["key"].tolist() == ["k1"]

@@ -64,7 +64,8 @@ def _header(opener: Opener, name: str) -> list[str]:
         line = f.readline(1 << 16)
     if not line.strip():
         raise DataError(f"{name} is empty: expected a CSV header with {', '.join(RAW_COLUMNS)}")
-    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").strip().split(",")]
+    # utf-8-sig: a header saved by Excel starts with a byte-order mark.
+    return [c.strip().strip('"') for c in line.decode("utf-8-sig", "replace").strip().split(",")]
 
 
 def iter_csv_chunks(
@@ -95,8 +96,10 @@ def iter_csv_chunks(
             emitted += len(df)
             yield df
         return
-    except pa.ArrowInvalid:
-        pass  # some value did not parse: read again leniently, after what was already given
+    except pa.ArrowInvalid as e:
+        if "UTF8" in str(e):
+            raise _not_utf8(opener, name) from None
+        # else some value did not parse: read again leniently, after what was already given
     skip = emitted
     for df in _read(opener, chunk_size, columns, lenient=True):
         if skip >= len(df):
@@ -153,6 +156,20 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
         df = _to_frame(table, lenient) if table is not None else pd.DataFrame(columns=columns)
         df.attrs["malformed_rows"] = malformed
         yield df
+
+
+def _not_utf8(opener: Opener, name: str) -> DataError:
+    """The error for a file that is not UTF-8 text, naming the first line that is not."""
+    with opener() as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return DataError(
+                    f"{name} line {number} is not UTF-8 text (byte {e.start + 1} of the line)",
+                    hint="re-encode the file, e.g. iconv -f latin1 -t utf-8",
+                )
+    return DataError(f"{name} is not UTF-8 text", hint="re-encode the file, e.g. iconv -f latin1 -t utf-8")
 
 
 def file_opener(path: Path) -> Opener:

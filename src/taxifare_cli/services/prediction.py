@@ -14,7 +14,7 @@ from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.pricing import NEW_YORK_HINT, UnpriceableRides
 from taxifare_cli.core.schema import RIDE_FIELDS, TIMESTAMP_FORMAT
-from taxifare_cli.errors import DataError
+from taxifare_cli.errors import DataError, UsageError
 from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file, scratch_dir
 from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks
 from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
@@ -56,12 +56,12 @@ def parse_ride(pairs: list[str]) -> pd.DataFrame:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or key not in RIDE_FIELDS:
-            raise DataError(f"--ride {pair!r} is not FIELD=VALUE with FIELD one of {', '.join(RIDE_FIELDS)}")
+            raise UsageError(f"--ride {pair!r} is not FIELD=VALUE with FIELD one of {', '.join(RIDE_FIELDS)}")
         values[key] = value.strip()
     values.setdefault("passenger_count", "1")
     missing = [f for f in RIDE_FIELDS if f not in values]
     if missing:
-        raise DataError(f"the ride lacks {', '.join(missing)}", hint="give each with --ride FIELD=VALUE")
+        raise UsageError(f"the ride lacks {', '.join(missing)}", hint="give each with --ride FIELD=VALUE")
     try:
         row: dict[str, Any] = {f: [float(values[f])] for f in RIDE_FIELDS if f != "pickup_datetime"}
     except ValueError as e:
