@@ -15,7 +15,7 @@ QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "MLFLOW_D
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit, integration (real servers on 127.0.0.1), e2e."""
-    session.install("-e", ".[gcp,mlflow,prefect,serve,test,bench]")
+    session.install("-e", ".[gcp,cloud,mlflow,prefect,serve,test,bench]")
     session.run("lint-imports")  # the layer contracts (docs/architecture.md)
     args = session.posargs or ["-q", "--durations=15"]
     prefect = {  # Prefect's state in the session's tmp dir, nothing sent anywhere, time for a cold server

@@ -16,6 +16,7 @@ from taxifare_cli.core.vocabulary import (
     NOTIFY_BACKENDS,
     REGISTRY_BACKENDS,
     RIDE_ORIGINS,
+    RUNNER_NAMES,
     STORE_BACKENDS,
 )
 from taxifare_cli.errors import ConfigError, MissingExtraError
@@ -23,8 +24,10 @@ from taxifare_cli.ports import (
     DataStore,
     ModelRegistry,
     Notifier,
+    ObjectStore,
     RideSource,
     RunHistory,
+    TrainingRunner,
     WorkflowEngine,
 )
 from taxifare_cli.settings import Settings
@@ -58,6 +61,13 @@ ENGINES: Table = {
 HISTORIES: Table = {
     "local": ("taxifare_cli.adapters.history.local:LocalRunHistory", None),
 }
+# Where `taxifare cloud ...-train` runs a job; all of them talk through a job folder in the bucket.
+RUNNERS: Table = {
+    "local": ("taxifare_cli.adapters.compute.local:LocalRunner", None),
+    "compute_engine": ("taxifare_cli.adapters.compute.compute_engine:ComputeEngineRunner", "cloud"),
+    "vertex": ("taxifare_cli.adapters.compute.vertex:VertexRunner", "cloud"),
+}
+JOB_FOLDERS = ("taxifare_cli.adapters.storage.gcs_objects:GcsObjects", "gcp")
 # The vocabulary and the tables name the same backends (tests/unit/test_bootstrap.py checks it).
 TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
     "storage": (STORES, STORE_BACKENDS),
@@ -66,6 +76,7 @@ TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
     "notify": (NOTIFIERS, NOTIFY_BACKENDS),
     "engine": (ENGINES, ENGINE_NAMES),
     "history": (HISTORIES, ("local",)),
+    "runner": (RUNNERS, RUNNER_NAMES),
 }
 
 
@@ -135,3 +146,33 @@ def build_hyperparams(settings: Settings) -> HyperParams:
         patience=t.patience,
         seed=t.seed,
     )
+
+
+def build_runner(settings: Settings, name: str) -> TrainingRunner:
+    """What starts a cloud training job: local (a subprocess), compute_engine (a VM), vertex."""
+    runner: TrainingRunner = _build("runner", name, settings)
+    return runner
+
+
+def _job_folder_class(backend: str) -> Any:
+    target, extra = JOB_FOLDERS
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        if e.name and not e.name.startswith("taxifare_cli"):
+            raise MissingExtraError(backend, extra or "gcp") from e
+        raise
+    return getattr(module, attr)
+
+
+def build_jobs_folder(settings: Settings) -> ObjectStore:
+    """The folder of cloud job folders: gs://<storage.bucket>/<cloud.jobs_prefix>."""
+    store: ObjectStore = _job_folder_class("gcs").from_settings(settings)
+    return store
+
+
+def open_job_folder(uri: str, settings: Settings | None = None) -> ObjectStore:
+    """One job's folder by its address (gs://bucket/jobs/<id>), as the job agent opens it."""
+    store: ObjectStore = _job_folder_class("gcs").from_uri(uri, settings)
+    return store

@@ -7,7 +7,6 @@ chooses which. Services depend only on what is here.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field

@@ -222,6 +222,35 @@ class NotifySettings(_Section):
     timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the webhook to answer.")
 
 
+class CloudSettings(_Section):
+    machine_type: str = Field("e2-standard-4", description="Machine type of a cloud training job.")
+    zone: str = Field("europe-west1-b", description="Compute Engine zone of a training VM (in gcp.region).")
+    spot: bool = Field(False, description="Train on a Spot VM (cheaper; may be preempted).")
+    max_hours: float = Field(
+        4.0, gt=0, le=168, description="Most hours a job may run; then Google deletes its VM or stops it."
+    )
+    service_account: str | None = Field(
+        None,
+        description="Account the job runs as; empty: taxifare-trainer@<gcp.project>.iam.gserviceaccount.com.",
+    )
+    image: str = Field(
+        "projects/debian-cloud/global/images/family/debian-12", description="Boot image of a training VM."
+    )
+    disk_gb: int = Field(50, ge=10, description="Boot disk of a training VM, GB (deleted with the VM).")
+    vertex_image: str = Field(
+        "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
+        description="Vertex AI prebuilt training container (a default to check against Google's list).",
+    )
+    jobs_prefix: str = Field("jobs", description="Folder of the job folders in storage.bucket.")
+    poll_s: float = Field(10.0, gt=0, description="Seconds between looks at a running job.")
+    compute_endpoint: str | None = Field(
+        None, description="Compute Engine API endpoint (a stand-in server); empty: Google's."
+    )
+    vertex_endpoint: str | None = Field(
+        None, description="Vertex AI API endpoint (a stand-in); empty: <region>-aiplatform.googleapis.com."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the tool can be told. Build it with `load_settings`, not directly."""
 
@@ -235,6 +264,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)  # type: ignore[arg-type]
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)  # type: ignore[arg-type]
     notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
+    cloud: CloudSettings = Field(default_factory=CloudSettings)  # type: ignore[arg-type]
 
     @property
     def data_dir(self) -> Path:

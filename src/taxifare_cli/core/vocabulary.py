@@ -41,6 +41,9 @@ EngineName = Literal["local", "prefect"]
 ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
 # Where a challenger starts: Production's weights (fine-tuning) or new weights.
 RetrainFrom = Literal["production", "scratch"]
+# Where `cloud ...-train` runs a training job: this machine (a subprocess), a Compute Engine VM, Vertex AI.
+RunnerName = Literal["local", "compute_engine", "vertex"]
+RUNNER_NAMES: tuple[RunnerName, ...] = get_args(RunnerName)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

@@ -185,6 +185,12 @@ class MonthRun:
         self.outcome.drift = self._drift()
 
     def evaluate_champion(self) -> None:
+        if isinstance(self.journal.get("decision"), dict):
+            # Decided by a killed run: Production may be the challenger now; keep the numbers it decided on.
+            done = self._resume("champion")
+            if done is not None:
+                self.outcome.production_version, self.outcome.production_mae = done["version"], done["mae"]
+            return
         try:
             champion = self.registry.get(ModelRef(stage="Production"))
         except NotFoundError:

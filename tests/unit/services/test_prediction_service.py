@@ -11,7 +11,7 @@ from tests.fakes import FakeRegistry, RecordingProgress
 
 from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.pricing import NEW_YORK_HINT
-from taxifare_cli.errors import DataError, NotFoundError
+from taxifare_cli.errors import DataError, NotFoundError, UsageError
 from taxifare_cli.files.ride_csv import write_csv_atomic
 from taxifare_cli.ports import ModelRef
 from taxifare_cli.services.prediction import PRED_COLUMN, parse_ride, predict_file, predict_rides
@@ -39,17 +39,19 @@ def test_parse_ride_makes_one_typed_ride_with_one_passenger_by_default() -> None
 
 
 @pytest.mark.parametrize(
-    ("pairs", "message"),
+    ("pairs", "error", "message"),
     [
-        ([*RIDE, "fare_amount=12"], "--ride 'fare_amount=12' is not FIELD=VALUE"),
-        ([*RIDE, "passenger_count"], "--ride 'passenger_count' is not FIELD=VALUE"),
-        (RIDE[1:], "the ride lacks pickup_datetime"),
-        ([*RIDE[:1], "pickup_longitude=west", *RIDE[2:]], "a ride field is not a number"),
-        (["pickup_datetime=yesterday", *RIDE[1:]], "pickup_datetime 'yesterday' is not a time"),
+        # The shape of the command line: usage errors (exit 2).
+        ([*RIDE, "fare_amount=12"], UsageError, "--ride 'fare_amount=12' is not FIELD=VALUE"),
+        ([*RIDE, "passenger_count"], UsageError, "--ride 'passenger_count' is not FIELD=VALUE"),
+        (RIDE[1:], UsageError, "the ride lacks pickup_datetime"),
+        # Values that cannot be a ride: bad input data (exit 4).
+        ([*RIDE[:1], "pickup_longitude=west", *RIDE[2:]], DataError, "a ride field is not a number"),
+        (["pickup_datetime=yesterday", *RIDE[1:]], DataError, "pickup_datetime 'yesterday' is not a time"),
     ],
 )
-def test_parse_ride_refuses_what_is_not_a_ride(pairs: list[str], message: str) -> None:
-    with pytest.raises(DataError, match=message):
+def test_parse_ride_refuses_what_is_not_a_ride(pairs: list[str], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
         parse_ride(pairs)
 
 

@@ -1,0 +1,1 @@
+"""Where cloud training jobs run: this machine, a Compute Engine VM, Vertex AI (ports.TrainingRunner)."""

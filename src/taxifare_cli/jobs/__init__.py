@@ -1,0 +1,1 @@
+"""The cloud job agent: the face that runs a training job on the machine that trains."""
