@@ -1,10 +1,10 @@
 """The command surface: help, JSON purity, global options anywhere, config commands."""
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from tests.cli.conftest import Cli
 
 

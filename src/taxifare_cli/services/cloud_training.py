@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -441,7 +441,8 @@ def summarize(folder: JobFolder, runners: Callable[[str], TrainingRunner] | None
             state = "unknown"
     else:
         state = "unknown"
-    hours = None if created is None else ((end or datetime.now(UTC)) - created).total_seconds() / 3600
+    now = datetime.now(timezone.utc)
+    hours = None if created is None else ((end or now) - created).total_seconds() / 3600
     cost = (
         cost_estimate(runner_name, str(machine.get("machine_type", "")), bool(machine.get("spot")), hours)
         if hours is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def evaluate_model(
         registry.record_evaluation(
             version.version,
             {
-                "at": datetime.now(UTC).isoformat(),
+                "at": datetime.now(timezone.utc).isoformat(),
                 "dataset": dataset,
                 "source": store.kind,
                 "checksum": info.checksum if info else None,

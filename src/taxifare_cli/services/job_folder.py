@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from taxifare_cli.ports import JobLaunch, ObjectStore, Progress
@@ -50,12 +50,12 @@ PRIVATE_SETTINGS = frozenset({"gcp.credentials"})
 
 def new_job_id(now: datetime | None = None) -> str:
     """`taxifare-20250301-142501-3fa2`: sortable, and a valid VM name and label value."""
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     return f"taxifare-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # -- progress lines ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from taxifare_cli.core.vocabulary import PROMOTABLE_STAGES, Stage, displaced
@@ -29,7 +29,7 @@ def promote_model(registry: ModelRegistry, version: int, stage: Stage, *, dry_ru
     if dry_run:
         holder = next((v.version for v in registry.list() if v.stage == stage), None)
         previous = displaced(stage, version, holder)
-        return Promotion(version, stage, previous, datetime.now(UTC), who(), dry_run=True)
+        return Promotion(version, stage, previous, datetime.now(timezone.utc), who(), dry_run=True)
     return registry.promote(version, stage, by=who())
 
 

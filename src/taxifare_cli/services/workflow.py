@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from taxifare_cli.core.vocabulary import Policy, RetrainFrom
@@ -144,7 +144,7 @@ class MonthRun:
             policy=options.policy,
             min_gain=options.min_gain,
             engine=options.engine,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         self._started = time.monotonic()
 
@@ -263,7 +263,7 @@ class MonthRun:
 
     def finish(self) -> None:
         o = self.outcome
-        o.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        o.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         o.seconds = round(time.monotonic() - self._started, 1)
         self.history.record(o.as_dict())
 
@@ -286,7 +286,7 @@ class MonthRun:
         self.registry.record_evaluation(
             o.challenger_version,
             {
-                "at": datetime.now(UTC).isoformat(),
+                "at": datetime.now(timezone.utc).isoformat(),
                 "dataset": self.val_name,
                 "source": self.store.kind,
                 "checksum": info.checksum if info else None,

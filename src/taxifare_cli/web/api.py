@@ -18,7 +18,7 @@ import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import pandas as pd
@@ -57,7 +57,7 @@ class Ride(BaseModel):
         if not FIRST_YEAR <= when.year <= LAST_YEAR:
             raise ValueError(f"the model prices rides from {FIRST_YEAR} to {LAST_YEAR}, not {when.year}")
         if when.tzinfo is not None:
-            when = when.astimezone(UTC).replace(tzinfo=None)
+            when = when.astimezone(timezone.utc).replace(tzinfo=None)
         return when.isoformat(sep=" ")
 
     @field_validator("pickup_longitude", "dropoff_longitude")
@@ -141,7 +141,7 @@ def create_api(served: ServedModel) -> FastAPI:
             "stage": v.stage,
             "follows": str(served.ref),
             "created_at": v.created_at.isoformat(),
-            "loaded_at": datetime.fromtimestamp(current.loaded_at, UTC).isoformat(),
+            "loaded_at": datetime.fromtimestamp(current.loaded_at, timezone.utc).isoformat(),
             "metrics": v.metrics,
             "trained_on": v.data,
             "parent_version": v.parent_version,

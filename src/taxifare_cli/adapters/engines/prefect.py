@@ -30,7 +30,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, task
@@ -130,7 +130,7 @@ class PrefectEngine:
             notify()
 
         runner: Any = ThreadPoolTaskRunner(max_workers=2)  # Prefect types its runners invariantly
-        started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         month_flow = flow(
             name=FLOW_NAME,
             flow_run_name=f"taxifare-{steps.month}-{started}",

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +117,7 @@ class LocalRegistry:
                 mv = ModelVersion(
                     version=number,
                     stage="None",
-                    created_at=datetime.now(UTC),
+                    created_at=datetime.now(timezone.utc),
                     params=record.params,
                     metrics=record.metrics,
                     data=record.data,
@@ -181,7 +181,7 @@ class LocalRegistry:
             elif stage == "Archived":
                 archived.append(version)
             stages["archived"] = sorted(set(archived))
-            promotion = Promotion(version, stage, previous, datetime.now(UTC), by)
+            promotion = Promotion(version, stage, previous, datetime.now(timezone.utc), by)
             write_json_atomic(self.dir / "stages.json", stages)
             with (self.dir / "promotions.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(promotion.as_dict()) + "\n")

@@ -19,7 +19,7 @@ import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -300,7 +300,7 @@ class BigQueryStore(GoogleCloudStore):
         # Columns are matched by position in a CSV load: describe the file as it is.
         schema = [bigquery.SchemaField(c, _TYPES.get(c, "STRING")) for c in header]
         table = bigquery.Table(staging, schema=schema)
-        table.expires = datetime.now(UTC) + timedelta(days=1)  # a leftover vanishes by itself
+        table.expires = datetime.now(timezone.utc) + timedelta(days=1)  # a leftover vanishes by itself
         config = bigquery.LoadJobConfig(
             schema=schema,
             source_format=bigquery.SourceFormat.CSV,

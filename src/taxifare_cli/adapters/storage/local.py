@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,7 @@ class LocalStore:
             name=path.stem,
             rows=meta.get("rows"),
             bytes=stat.st_size,
-            updated=datetime.fromtimestamp(stat.st_mtime, UTC),
+            updated=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
             location=str(path),
             checksum=meta.get("checksum"),
             source=meta.get("source"),
@@ -138,7 +138,7 @@ class LocalStore:
                 "bytes": size,
                 "checksum": checksum,
                 "source": source,
-                "updated": datetime.now(UTC).isoformat(),
+                "updated": datetime.now(timezone.utc).isoformat(),
             },
         )
         info = self.describe(name)

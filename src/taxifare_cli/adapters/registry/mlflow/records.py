@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ def to_port(
     return ModelVersion(
         version=int(mv.version),
         stage=stage_of(mv, aliases, stage_aliases),
-        created_at=datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC),
+        created_at=datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, timezone.utc),
         params=json_tag(tags, TAG + "params"),
         metrics=json_tag(tags, TAG + "metrics"),
         data=json_tag(tags, TAG + "data"),
@@ -216,7 +216,7 @@ def training_metrics(record: TrainingRecord) -> list[Any]:
     """Final metrics at step 0 and the history per epoch as `epoch/<name>`, as MLflow Metrics."""
     from mlflow.entities import Metric
 
-    now = int(datetime.now(UTC).timestamp() * 1000)
+    now = int(datetime.now(timezone.utc).timestamp() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items() if is_number(v)]
     for key, values in record.history.items():
         metrics.extend(

@@ -26,7 +26,7 @@ import os
 import tempfile
 import warnings
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,7 +224,7 @@ class MlflowRegistry:
         client = self._client()
         with self._errors(f"moving version {version} of model {self.model_name!r} to {stage}"):
             mv, aliases = self._resolve(ModelRef(version=version))
-            at = datetime.now(UTC)
+            at = datetime.now(timezone.utc)
             when = at.isoformat(timespec="seconds")
             name, number = self.model_name, str(version)
             target_alias = self.aliases.get(stage)
