@@ -36,6 +36,7 @@ MEASUREMENTS: dict[str, str] = {
     "quality": "benchmarks.quality:measure",
     "workflow": "benchmarks.workflow:measure",
     "quality_1m": "benchmarks.quality:measure_1m",  # only on request: a million rows, to convergence
+    "serving": "benchmarks.serving:measure",  # only on request: taxifare model serve vs mlflow models serve
 }
 DEFAULT = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "workflow")
 EXTRA = ("cloud",)  # benchmarks/cloud_io.py, GCS/BigQuery throughput against emulators

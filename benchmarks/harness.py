@@ -59,6 +59,13 @@ class Sizes:
     workflow_month_rows: int  # rides of a simulated month (train + val) in the workflow benchmark
     workflow_epochs: int
     workflow_prefect: bool  # also time the Prefect engine (its temporary server takes 8-15 s to start)
+    serving_train_rows: int  # rows of the one epoch the served model is trained on
+    serving_requests: int  # one-ride requests per round and server
+    serving_concurrency: int  # keep-alive connections sending them
+    serving_batch_requests: int  # requests of 1,000 rides per round and server
+    serving_batch_concurrency: int
+    serving_rounds: int  # alternating rounds (medians are taken over them)
+    serving_cap_s: float  # a load run stops after this long, whatever is left to send
     seed: int = 42
 
 
@@ -80,6 +87,13 @@ FULL = Sizes(
     workflow_month_rows=100_000,
     workflow_epochs=5,
     workflow_prefect=True,
+    serving_train_rows=100_000,
+    serving_requests=2_000,
+    serving_concurrency=8,
+    serving_batch_requests=40,
+    serving_batch_concurrency=2,
+    serving_rounds=3,
+    serving_cap_s=30.0,
 )
 QUICK = Sizes(
     startup_runs=3,
@@ -99,6 +113,13 @@ QUICK = Sizes(
     workflow_month_rows=3_000,
     workflow_epochs=1,
     workflow_prefect=False,
+    serving_train_rows=2_000,
+    serving_requests=200,
+    serving_concurrency=4,
+    serving_batch_requests=6,
+    serving_batch_concurrency=2,
+    serving_rounds=1,
+    serving_cap_s=20.0,
 )
 
 

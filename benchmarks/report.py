@@ -9,7 +9,17 @@ from typing import Any
 
 RESULTS = "results.json"
 PLOT = "peak_memory.png"
-ORDER = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "quality_1m", "workflow")
+ORDER = (
+    "startup",
+    "preprocessing",
+    "memory",
+    "pipeline",
+    "prediction",
+    "quality",
+    "quality_1m",
+    "workflow",
+    "serving",
+)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ import pandas as pd
 
 from taxifare_cli.core.simulator import iter_simulated_dataset
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
-from taxifare_cli.errors import NotFoundError, UsageError
+from taxifare_cli.errors import BusyError, NotFoundError, UsageError
 from taxifare_cli.files.atomic import PART_SUFFIX
 from taxifare_cli.files.ride_csv import count_rows, empty_frame, file_opener, iter_csv_chunks, sha256_file
 from taxifare_cli.ports import (
@@ -40,9 +41,12 @@ from taxifare_cli.ports import (
     ModelRef,
     ModelRegistry,
     ModelVersion,
+    Notification,
+    Notifier,
     Progress,
     Promotion,
     RideSource,
+    RunHistory,
     Stage,
     TrainingRecord,
 )
@@ -335,3 +339,60 @@ class RecordingProgress(Progress):
     def advanced(self, task: str) -> float:
         """The total amount `task` was advanced by."""
         return sum(c[2] for c in self.calls if c[0] == "advance" and c[1] == task)
+
+
+# -- the workflow's ports ---------------------------------------------------------------------
+
+
+class FakeNotifier(Notifier):
+    """Keeps every Notification it is handed in `notes`; raises `fail` (after keeping it) when set."""
+
+    def __init__(self, *, fail: Exception | None = None, kind: str = "fake") -> None:
+        self.kind = kind
+        self.fail = fail
+        self.notes: list[Notification] = []
+
+    def notify(self, note: Notification) -> None:
+        self.notes.append(copy.deepcopy(note))
+        if self.fail is not None:
+            raise self.fail
+
+
+class FakeHistory(RunHistory):
+    """A RunHistory in memory: journals by month, finished runs in a list, a lock that is a flag.
+
+    `lock()` raises BusyError while another `lock()` of this object is held, as the
+    real one does across processes. Everything handed in or out is a deep copy, so a
+    test sees what was written, not the object a MonthRun keeps changing.
+    """
+
+    def __init__(self, *, kind: str = "memory") -> None:
+        self.kind = kind
+        self.journals: dict[str, dict[str, Any]] = {}
+        self.recorded: list[dict[str, Any]] = []
+        self.journal_writes: list[tuple[str, dict[str, Any]]] = []  # (month, journal) of each write
+        self.held = False
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        if self.held:
+            raise BusyError("another workflow run holds the fake history's lock")
+        self.held = True
+        try:
+            yield
+        finally:
+            self.held = False
+
+    def journal(self, month: str) -> dict[str, Any]:
+        return copy.deepcopy(self.journals.get(month, {}))
+
+    def write_journal(self, month: str, journal: dict[str, Any]) -> None:
+        self.journals[month] = copy.deepcopy(journal)
+        self.journal_writes.append((month, copy.deepcopy(journal)))
+
+    def record(self, run: dict[str, Any]) -> None:
+        self.recorded.append(copy.deepcopy(run))
+        self.journals.pop(str(run.get("month", "")), None)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.recorded)

@@ -66,11 +66,44 @@ def history_table(out: Output, runs: list[dict[str, Any]]) -> Any:
     )
 
 
-def cron_line(cron: str, st: AppState, policy: str | None) -> str:
-    """The crontab line: absolute paths (cron's PATH is short), the run's own lock, a log file."""
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+_NAMES = {
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+}
+
+
+def check_cron(cron: str) -> list[str]:
+    """The five fields of a standard cron expression; ConfigError naming the field that is wrong."""
     fields = cron.split()
     if len(fields) != 5:
         raise ConfigError(f"--cron {cron!r} is not a cron expression of 5 fields", hint='e.g. "0 3 2 * *"')
+    for i, (field, (what, low, high)) in enumerate(zip(fields, _CRON_FIELDS, strict=True)):
+        for item in field.split(","):
+            base, _, step = item.partition("/")
+            if step and not (step.isdigit() and int(step) > 0):
+                raise ConfigError(f"--cron {cron!r}: step {step!r} of the {what} is not a positive number")
+            if base == "*":
+                continue
+            for value in base.split("-", 1):
+                names = _NAMES.get(i, [])
+                number = names.index(value.lower()) + (1 if i == 3 else 0) if value.lower() in names else None
+                if number is None and not value.isdigit():
+                    raise ConfigError(f"--cron {cron!r}: {value!r} is not a {what}", hint='e.g. "0 3 2 * *"')
+                if number is None and not low <= int(value) <= high:
+                    raise ConfigError(f"--cron {cron!r}: the {what} {value} is not in {low}-{high}")
+    return fields
+
+
+def cron_line(cron: str, st: AppState, policy: str | None) -> str:
+    """The crontab line: absolute paths (cron's PATH is short), the run's own lock, a log file."""
+    fields = check_cron(cron)
     settings = st.load().settings
     log = settings.workflow_dir / "logs" / "workflow.log"
     exe = shutil.which("taxifare") or f"{sys.executable} -m taxifare_cli"

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from taxifare_cli.artifact import FareModel
@@ -54,11 +54,11 @@ class ServedModel:
     def refresh(self, *, force: bool = False) -> bool:
         """Swap in the version that holds the stage now, if another; True if it changed.
 
+        The record of the version served (stage, evaluations) is refreshed either way.
+
         Asks the registry at most every `refresh_s` seconds (unless `force`); a
         failure keeps the current model and is kept in `last_error`.
         """
-        if self.ref.version is not None:
-            return False  # a pinned version never changes
         now = time.monotonic()
         if not force and now - self._checked < self.refresh_s:
             return False
@@ -66,8 +66,10 @@ class ServedModel:
             return False  # another thread is refreshing
         try:
             self._checked = now
-            holder = self.registry.get(self.ref)
+            holder = self.registry.get(self.ref)  # a pinned version too: its stage and evaluations move
             if holder.version == self.current.version.version:
+                if holder != self.current.version:
+                    self.current = replace(self.current, version=holder)
                 self.last_error = None
                 return False
             old = self.current

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from taxifare_cli.core.vocabulary import Policy, RetrainFrom
+from taxifare_cli.core.vocabulary import Policy, RetrainFrom, Stage
 from taxifare_cli.errors import NotFoundError, ServiceError
 from taxifare_cli.ports import (
     SILENT,
@@ -195,6 +195,9 @@ class MonthRun:
             champion = self.registry.get(ModelRef(stage="Production"))
         except NotFoundError:
             return
+        challenger = self.journal.get("challenger")
+        if isinstance(challenger, dict) and challenger.get("version") == champion.version:
+            return  # this month's challenger is in Production already: never judge it against itself
         done = self._resume("champion", unless=lambda d: d.get("version") == champion.version)
         if done is not None:
             self.outcome.production_version, self.outcome.production_mae = done["version"], done["mae"]
@@ -239,17 +242,25 @@ class MonthRun:
         o = self.outcome
         if o.challenger_version is None or o.challenger_mae is None:
             raise RuntimeError("transition before a challenger was trained")
+        # The decision is journaled before it is carried out: a run killed in between is
+        # completed by carrying out the same decision (promoting again is a no-op).
         done = self._resume("decision")
         if done is None:
             verdict = decide(o.production_mae, o.challenger_mae, policy=o.policy, min_gain=o.min_gain)
-            if verdict == "promoted":
-                promote_model(self.registry, o.challenger_version, "Production")
-            elif verdict == "staged":
-                promote_model(self.registry, o.challenger_version, "Staging")
-            self._record_decision(verdict)
-            done = {"verdict": verdict}
+            done = {"verdict": verdict, "carried_out": False}
             self._save("decision", done)
         o.verdict = done["verdict"]
+        if done.get("carried_out"):
+            return
+        stage: Stage | None = None
+        if done["verdict"] == "promoted":
+            stage = "Production"
+        elif done["verdict"] == "staged":
+            stage = "Staging"
+        if stage is not None and self.registry.get(ModelRef(version=o.challenger_version)).stage != stage:
+            promote_model(self.registry, o.challenger_version, stage)
+        self._record_decision(done["verdict"])
+        self._save("decision", {**done, "carried_out": True})
 
     def notify(self) -> None:
         note = self.notification()

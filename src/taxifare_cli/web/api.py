@@ -22,7 +22,10 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import Body, FastAPI, HTTPException, Query, Response
+from fastapi import Body, FastAPI, HTTPException, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taxifare_cli import __version__
@@ -75,6 +78,17 @@ class Ride(BaseModel):
         return value
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity made a string, so that it can be sent back as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def create_api(served: ServedModel) -> FastAPI:
     """The FastAPI application over `served` (which it refreshes in the background)."""
     stop = threading.Event()
@@ -101,6 +115,11 @@ def create_api(served: ServedModel) -> FastAPI:
         lifespan=lifespan,
     )
 
+    @api.exception_handler(RequestValidationError)
+    async def invalid_ride(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and JSON cannot hold a NaN sent in a body: a 500.
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(_finite(exc.errors()))})
+
     def price(rides: list[Ride], response: Response) -> tuple[list[float], int]:
         current = served.current  # this request's model, whatever a swap does meanwhile
         frame = pd.DataFrame([r.model_dump() for r in rides])
@@ -123,6 +142,7 @@ def create_api(served: ServedModel) -> FastAPI:
         rides: Annotated[list[Ride], Body(max_length=MAX_RIDES)], response: Response
     ) -> dict[str, Any]:
         if not rides:
+            response.headers["X-Model-Version"] = str(served.current.version.version)
             return {"fares": [], "version": served.current.version.version}
         fares, version = price(rides, response)
         return {"fares": fares, "version": version}

@@ -12,9 +12,10 @@ import math
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from typing import Any
 
 from taxifare_cli.errors import ConfigError, MissingExtraError, NotFoundError, ServiceError, TaxifareError
@@ -92,11 +93,37 @@ def check_uri(uri: str) -> str:
     return uri
 
 
+_REDIRECT_LOCK = threading.Lock()
+_redirects = 0
+_saved_stdout: Any = None
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """stdout to stderr while any thread is inside an MLflow call; put back when the last one leaves.
+
+    contextlib.redirect_stdout swaps the process-wide sys.stdout per call: two threads
+    (the workflow's two middle steps) interleaving their exits would leave stderr there.
+    """
+    global _redirects, _saved_stdout
+    with _REDIRECT_LOCK:
+        if _redirects == 0:
+            _saved_stdout, sys.stdout = sys.stdout, sys.stderr
+        _redirects += 1
+    try:
+        yield
+    finally:
+        with _REDIRECT_LOCK:
+            _redirects -= 1
+            if _redirects == 0:
+                sys.stdout = _saved_stdout
+
+
 @contextmanager
 def mlflow_errors(action: str, tracking_uri: str) -> Iterator[None]:
     """MLflow's exceptions as one-line taxifare errors; MLflow's prints kept off stdout."""
     try:
-        with redirect_stdout(sys.stderr):
+        with _stdout_to_stderr():
             yield
     except TaxifareError:
         raise
