@@ -97,7 +97,7 @@ def measure(run: Run) -> Record:
         _, artifact = LocalRegistry(run.work / "registry").fetch_artifact(
             ModelRef(version=version), Path(tmp)
         )
-        model = FareModel.load(artifact)
+        keras_model = FareModel.load(artifact).keras_network()
         import numpy as np
 
         parts = [
@@ -106,7 +106,7 @@ def measure(run: Run) -> Record:
         ]
         x = np.concatenate(parts)
         ref_times, _ = timed(
-            lambda: reference_floors.keras_predict(model.network, x), s.predict_repeats, warmup=1
+            lambda: reference_floors.keras_predict(keras_model, x), s.predict_repeats, warmup=1
         )
     ours = s.predict_rows / median(walls)
     ref = len(x) / median(ref_times)

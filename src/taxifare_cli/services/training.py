@@ -177,9 +177,12 @@ def train_model(
 
         import keras
 
+        # The parent's Keras network (FareModel.load reads only its numpy weights), loaded
+        # before seeding, as it always was.
+        parent_network = parent.keras_network() if parent is not None else None
         keras.utils.set_random_seed(hp.seed)
-        if parent is not None:
-            network = parent.network
+        if parent_network is not None:
+            network = parent_network
             compile_model(network, hp.learning_rate)
         else:
             network = build_model(
