@@ -22,7 +22,7 @@ def report(exc: BaseException, out: Output) -> int:
     elif isinstance(exc, KeyboardInterrupt):
         code, message, hint = (
             130,
-            "interrupted: temporary files removed, data and registry as they were",
+            "interrupted: temporary files removed, nothing left half-written",
             None,
         )
         show_trace = False
@@ -30,7 +30,7 @@ def report(exc: BaseException, out: Output) -> int:
         name = signal.Signals(exc.signum).name
         code, message = (
             128 + exc.signum,
-            f"stopped by {name}: temporary files removed, data and registry as they were",
+            f"stopped by {name}: temporary files removed, nothing left half-written",
         )
         hint, show_trace = "run the command again to finish", False
     elif isinstance(exc, MemoryError):

@@ -17,7 +17,7 @@ from taxifare_cli.cli import cloud, config, data, model, workflow
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
 from taxifare_cli.cli._errors import report
-from taxifare_cli.errors import EXIT_CODES, Terminated
+from taxifare_cli.errors import EXIT_CODES, STOP, Terminated
 
 EPILOG = (
     "Exit codes: "
@@ -113,6 +113,7 @@ def root(
 
 
 def _terminate(signum: int, _frame: object) -> None:
+    STOP.set(signum)  # for the steps running on other threads
     raise Terminated(signum)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
 from taxifare_cli.core.model import MetricAccumulator
-from taxifare_cli.errors import DataError
+from taxifare_cli.errors import STOP, DataError
 from taxifare_cli.files.atomic import scratch_dir
 from taxifare_cli.ports import SILENT, DataStore, ModelRef, ModelRegistry, ModelVersion, Progress
 
@@ -54,6 +54,7 @@ def evaluate_model(
         task = f"evaluating on {dataset}"
         progress.start(task, total=info.rows if info and info.rows else None)
         for chunk in store.read_chunks(dataset, chunk_size):
+            STOP.check()
             clean, rep = clean_chunk(chunk)
             report.add(rep)
             progress.advance(task, rep.rows_in)

@@ -20,6 +20,7 @@ import numpy as np
 from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningReport, CleaningRules, clean_chunk
 from taxifare_cli.core.features import N_FEATURES, compute_features
 from taxifare_cli.core.model import RunningStats
+from taxifare_cli.errors import STOP
 from taxifare_cli.ports import SILENT, DataStore, Progress
 
 BLOCK_ROWS = 65_536
@@ -72,6 +73,7 @@ def build_feature_file(
     progress.start(task, total=info.rows if info and info.rows else None)
     with path.open("wb") as f:
         for chunk in store.read_chunks(name, chunk_size, rules=rules):
+            STOP.check()
             clean, report = clean_chunk(chunk, rules)
             out.report.add(report)
             progress.advance(task, report.rows_in)

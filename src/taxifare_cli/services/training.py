@@ -17,7 +17,7 @@ from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.features import N_FEATURES, min_variance
 from taxifare_cli.core.model import HyperParams, MetricAccumulator, RunningStats, build_model, compile_model
-from taxifare_cli.errors import DataError
+from taxifare_cli.errors import STOP, DataError
 from taxifare_cli.ports import (
     SILENT,
     DataStore,
@@ -123,6 +123,9 @@ class _EpochProgress:
                     1,
                     info=f"mae {logs.get('mae', math.nan):.2f} val_mae {logs.get('val_mae', math.nan):.2f}",
                 )
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                STOP.check()  # a stop asked of the process while this trains on another thread
 
             def on_train_end(self, logs: Any = None) -> None:
                 progress.finish("training")
@@ -243,6 +246,7 @@ def train_model(
             parent_version=parent_version.version if parent_version else None,
             val_predictions=_val_sample(model, val_ff),
         )
+        STOP.check()  # the last moment a stop leaves the registry as it was
         version = registry.save(artifact_dir, record)
     return TrainResult(
         version=version,
