@@ -17,7 +17,8 @@ def tests(session: nox.Session) -> None:
     """The whole test suite: unit, integration (real servers on 127.0.0.1), e2e."""
     session.install("-e", ".[gcp,cloud,mlflow,prefect,serve,test,bench]")
     session.run("lint-imports")  # the layer contracts (docs/architecture.md)
-    args = session.posargs or ["-q", "--durations=15"]
+    # One file per worker (--dist loadfile): a file's session servers start once in its worker.
+    args = session.posargs or ["-q", "--durations=15", "-n", "2", "--dist", "loadfile"]
     prefect = {  # Prefect's state in the session's tmp dir, nothing sent anywhere, time for a cold server
         "PREFECT_HOME": f"{session.create_tmp()}/prefect",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
-from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
+from taxifare_cli.errors import STOP, ConfigError, NotFoundError, UsageError
 from taxifare_cli.files.atomic import sweep_leftovers, write_json_atomic
 from taxifare_cli.files.plots import draw_plots
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, Stage, TrainingRecord
@@ -127,6 +127,7 @@ class LocalRegistry:
                 )
                 payload = mv.as_dict() | {"history": record.history}
                 write_json_atomic(staging / "version.json", payload)
+                STOP.check()  # the commit point: a stop asked meanwhile leaves no version
                 os.rename(staging, self.versions_dir / str(number))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -47,7 +47,7 @@ from taxifare_cli.adapters.registry.mlflow.pyfunc import (
     pyfunc_files,
 )
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, Stage, displaced
-from taxifare_cli.errors import ConfigError, NotFoundError, UsageError
+from taxifare_cli.errors import STOP, ConfigError, NotFoundError, UsageError
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, TrainingRecord
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ class MlflowRegistry:
                 self._log_training(run_id, record, run_files)
                 model_id = self._log_pyfunc(run_id, experiment_id, record, model_files)
                 self._ensure_registered_model()
+                STOP.check()  # the last moment a stop leaves no version behind
                 with global_tracking_uri(self.tracking_uri):  # a SQLite store resolves the source itself
                     version = client.create_model_version(
                         self.model_name,
