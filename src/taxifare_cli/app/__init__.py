@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taxifare_cli import bootstrap
+from taxifare_cli.app.cloud import CloudTraining
+from taxifare_cli.app.months import MonthsInOrder
 from taxifare_cli.core.schema import MONTHS, SPLITS, check_part
 from taxifare_cli.core.vocabulary import (
     CLOUD_STORES,
@@ -37,30 +39,25 @@ from taxifare_cli.ports import (
     Progress,
     RideSource,
     RunHistory,
-    ScheduledEngine,
 )
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import pandas as pd
 
     from taxifare_cli.core.model import HyperParams
-    from taxifare_cli.ports import DatasetInfo, ModelVersion, ObjectStore, Promotion, TrainingRunner
-    from taxifare_cli.services.cloud_training import CloudJob, JobOutcome, JobSummary
+    from taxifare_cli.ports import DatasetInfo, ModelVersion, Promotion
     from taxifare_cli.services.data import FetchResult
     from taxifare_cli.services.evaluation import EvaluationResult
-    from taxifare_cli.services.job_folder import JobFolder, ProgressLine
     from taxifare_cli.services.prediction import FilePrediction, RidePrediction
     from taxifare_cli.services.registry import ModelDetails
     from taxifare_cli.services.serving import ServedModel
     from taxifare_cli.services.training import TrainResult
     from taxifare_cli.services.transfer import TransferStep
-    from taxifare_cli.services.workflow import MonthOutcome, MonthRun, WorkflowRun
+    from taxifare_cli.services.workflow import MonthRun, WorkflowRun
 
 
-class Taxifare:
+class Taxifare(MonthsInOrder, CloudTraining):
     """The tool as a library: `Taxifare(settings).train(size="10k")`."""
 
     def __init__(
@@ -415,168 +412,3 @@ class Taxifare:
             steps = self.month_run(chosen)
             engine.run(steps)
         return WorkflowRun(chosen, "done", outcome=steps.outcome)
-
-    def serve_workflow(self, cron: str) -> None:
-        """Run the workflow on `cron` with an engine that schedules (prefect), until stopped."""
-        engine = bootstrap.build_engine(self.settings)
-        if not isinstance(engine, ScheduledEngine):
-            raise UsageError(
-                f"the {engine.kind} engine does not schedule by itself",
-                hint="use cron: taxifare workflow schedule --engine local --cron ... --install",
-            )
-        engine.serve(cron, lambda: self.run_workflow().as_dict())
-
-    def simulate_months(self, first: str, last: str) -> list[MonthOutcome]:
-        """The passing of time: each month from `first` to `last` through the workflow, in order."""
-        months = list(MONTHS)
-        a, b = (self.workflow_month(m) for m in (first, last))
-        assert a is not None and b is not None
-        if months.index(a) > months.index(b):
-            raise UsageError(f"--from {a} comes after --to {b}")
-        outcomes = []
-        for month in months[months.index(a) : months.index(b) + 1]:
-            self.progress.log(f"— {month} —")
-            run = self.run_workflow(month, force=True)
-            assert run.outcome is not None
-            outcomes.append(run.outcome)
-        return outcomes
-
-    @staticmethod
-    def plot_months(outcomes: list[MonthOutcome], path: Path) -> Path | None:
-        """A PNG of Production's and the challengers' MAE over the months (None with no months)."""
-        from taxifare_cli.files.plots import mae_over_months_png
-
-        if not outcomes:
-            return None
-        return mae_over_months_png(
-            [o.month for o in outcomes],
-            [o.production_mae for o in outcomes],
-            [o.challenger_mae for o in outcomes],
-            [o.verdict for o in outcomes],
-            path,
-        )
-
-    # -- training on Google's machines ----------------------------------------------------
-
-    def runner(self, name: str) -> TrainingRunner:
-        """What starts a cloud job: local (a subprocess), compute_engine, vertex."""
-        return bootstrap.build_runner(self.settings, name)
-
-    @cached_property
-    def jobs_folder(self) -> ObjectStore:
-        """gs://<storage.bucket>/<cloud.jobs_prefix>: one folder per cloud job."""
-        return bootstrap.build_jobs_folder(self.settings)
-
-    def public_settings(self) -> dict[str, object]:
-        """The effective settings as dotted keys, without secrets: what a job's spec carries."""
-        from pydantic import SecretStr
-
-        from taxifare_cli.services.job_folder import public_settings
-
-        secret_keys: set[str] = set()
-
-        def walk(d: dict[str, object], prefix: str) -> None:
-            for k, v in d.items():
-                if isinstance(v, dict):
-                    walk(v, f"{prefix}{k}.")
-                elif isinstance(v, SecretStr):
-                    secret_keys.add(f"{prefix}{k}")
-
-        walk(self.settings.model_dump(mode="python"), "")
-        return public_settings(self.settings.model_dump(mode="json"), secret_keys)
-
-    def plan_cloud_training(
-        self,
-        runner: str,
-        size: str | None = None,
-        month: str | None = None,
-        *,
-        from_stage: LoadableStage | None = None,
-        flags: dict[str, object] | None = None,
-        keep_vm: bool = False,
-    ) -> CloudJob:
-        """A training job for `runner`, with its exact request and startup script; nothing created."""
-        from taxifare_cli import __version__
-        from taxifare_cli.services.cloud_training import MachineOptions, plan_job
-        from taxifare_cli.services.job_folder import TrainRequest
-
-        part, _ = self.training_parts(size, month)  # a bad --size fails here, not on the VM
-        c, g = self.settings.cloud, self.settings.gcp
-        default_account = f"taxifare-trainer@{g.project}.iam.gserviceaccount.com" if g.project else None
-        account = c.service_account or default_account
-        typed = {k: v for k, v in (flags or {}).items() if v is not None}
-        command = ["taxifare", "model", "train"]
-        command += ["--month", month] if month else ["--size", size or part]
-        if from_stage:
-            command += ["--from-stage", from_stage]
-        return plan_job(
-            self.runner(runner),
-            self.jobs_folder,
-            train=TrainRequest(size=size, month=month, from_stage=from_stage, flags=typed),
-            settings_flat=self.public_settings(),
-            machine=MachineOptions(
-                machine_type=c.machine_type,
-                zone=c.zone,
-                region=g.region,
-                project=g.project,
-                spot=c.spot,
-                max_hours=c.max_hours,
-                keep_vm=keep_vm,
-                service_account=account,
-            ),
-            command=command,
-            wheel_name=f"taxifare-{__version__}-py3-none-any.whl",
-        )
-
-    def start_cloud_training(self, job: CloudJob) -> CloudJob:
-        """Build the wheel, pre-flight, upload, start the machine (job.launch.resource says which)."""
-        from taxifare_cli.services import cloud_training as ct
-
-        root = ct.project_root(__file__)
-        if root is None:
-            raise ConfigError(
-                "cloud training builds the project's wheel from a source checkout, and this is not one",
-                hint="run it from a clone of the project (pip install -e '.[cloud]')",
-            )
-        self.progress.log(f"building the wheel of {root}")
-        wheel = ct.build_wheel(root, ct.temporary_dir("taxifare-wheel-"))
-        if wheel.name != job.spec["wheel"]:
-            raise ConfigError(f"the wheel built is {wheel.name}, not {job.spec['wheel']} as planned")
-        runner = self.runner(job.spec["runner"])
-        return ct.start_job(runner, self.jobs_folder, job, wheel, progress=self.progress)
-
-    def job_folder(self, job_id: str) -> tuple[JobFolder, dict[str, object]]:
-        from taxifare_cli.services.cloud_training import open_job
-
-        return open_job(self.jobs_folder, job_id)
-
-    def follow_cloud_job(
-        self, job_id: str, on_line: Callable[[ProgressLine], None], *, poll_s: float | None = None
-    ) -> JobOutcome:
-        """Follow a started job's progress until its done-marker, or until its machine is gone."""
-        from taxifare_cli.errors import NotFoundError
-        from taxifare_cli.services.cloud_training import follow_job
-
-        folder, spec = self.job_folder(job_id)
-        launch = folder.launch()
-        if launch is None:
-            raise NotFoundError(f"job {job_id} was never started (no launch.json in {folder.uri})")
-        return follow_job(
-            self.runner(str(spec["runner"])),
-            folder,
-            launch,
-            on_line=on_line,
-            poll_s=poll_s if poll_s is not None else self.settings.cloud.poll_s,
-        )
-
-    def cloud_jobs(self) -> list[JobSummary]:
-        from taxifare_cli.services.cloud_training import list_jobs
-
-        return list_jobs(self.jobs_folder, self.runner)
-
-    def cancel_cloud_job(self, job_id: str) -> bool:
-        """Stop a job's machine (delete the VM, cancel the CustomJob); True if one was stopped."""
-        from taxifare_cli.services.cloud_training import cancel_job
-
-        folder, spec = self.job_folder(job_id)
-        return cancel_job(self.runner(str(spec["runner"])), folder)
