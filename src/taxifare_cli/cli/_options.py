@@ -37,3 +37,15 @@ Target = Annotated[
 Stage = Annotated[
     LoadableStage | None, typer.Option("--stage", help="Use the model in this stage.", case_sensitive=False)
 ]
+
+# The training flags `model train` and the `cloud` commands share.
+FromStage = Annotated[
+    LoadableStage | None,
+    typer.Option("--from-stage", help="Continue training the model in this stage.", case_sensitive=False),
+]
+Epochs = Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)]
+BatchSize = Annotated[int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)]
+LearningRate = Annotated[
+    float | None, typer.Option(help="Adam learning rate (training.learning_rate).", min=0)
+]
+Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (training.patience).", min=1)]

@@ -14,7 +14,18 @@ import typer
 
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
-from taxifare_cli.cli._options import DryRun, Month, Size, Source, Target
+from taxifare_cli.cli._options import (
+    BatchSize,
+    DryRun,
+    Epochs,
+    FromStage,
+    LearningRate,
+    Month,
+    Patience,
+    Size,
+    Source,
+    Target,
+)
 from taxifare_cli.core.vocabulary import LoadableStage
 from taxifare_cli.errors import TaxifareError
 
@@ -28,16 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FromStage = Annotated[
-    LoadableStage | None,
-    typer.Option("--from-stage", help="Continue training the model in this stage.", case_sensitive=False),
-]
-Epochs = Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)]
-BatchSize = Annotated[int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)]
-LearningRate = Annotated[
-    float | None, typer.Option(help="Adam learning rate (training.learning_rate).", min=0)
-]
-Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (training.patience).", min=1)]
 MachineType = Annotated[
     str | None, typer.Option("--machine-type", help="Machine type (cloud.machine_type, e2-standard-4).")
 ]

@@ -9,8 +9,21 @@ import typer
 
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
-from taxifare_cli.cli._options import DryRun, Month, Size, Source, Stage, Target, Version
-from taxifare_cli.core.vocabulary import LoadableStage, PromotableStage
+from taxifare_cli.cli._options import (
+    BatchSize,
+    DryRun,
+    Epochs,
+    FromStage,
+    LearningRate,
+    Month,
+    Patience,
+    Size,
+    Source,
+    Stage,
+    Target,
+    Version,
+)
+from taxifare_cli.core.vocabulary import PromotableStage
 from taxifare_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,20 +51,11 @@ def train(
     month: Month = None,
     source: Source = None,
     target: Target = None,
-    from_stage: Annotated[
-        LoadableStage | None,
-        typer.Option("--from-stage", help="Continue training the model in this stage.", case_sensitive=False),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)
-    ] = None,
-    learning_rate: Annotated[
-        float | None, typer.Option(help="Adam learning rate (training.learning_rate).", min=0)
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Early-stopping patience (training.patience).", min=1)
-    ] = None,
+    from_stage: FromStage = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    learning_rate: LearningRate = None,
+    patience: Patience = None,
 ) -> None:
     """Train on train_<size|month>, validate on val_<...>, register a new version.
 
