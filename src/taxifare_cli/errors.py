@@ -6,8 +6,6 @@ the CLI prints the message on one line and exits with the code.
 
 from __future__ import annotations
 
-import threading
-
 
 class TaxifareError(Exception):
     """Base of every error the tool expects; anything else is a bug (exit 1)."""
@@ -89,27 +87,7 @@ class Terminated(BaseException):
         self.signum = signum
 
 
-class StopRequest:
-    """Set by a face when the process is asked to stop; long loops on any thread call `check()`.
+# The process-wide stop request lives beside the signal plumbing; imported here for the callers.
+from taxifare_cli.stopping import STOP  # noqa: E402
 
-    A signal interrupts the main thread only: a step running on another thread
-    (the workflow's two middle steps) learns of it here, at its next chunk or batch.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.signum = 0
-
-    def set(self, signum: int) -> None:
-        self.signum = signum
-        self._event.set()
-
-    def clear(self) -> None:
-        self._event.clear()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise Terminated(self.signum)
-
-
-STOP = StopRequest()
+__all__ = ["STOP"]

@@ -68,10 +68,9 @@ def test_a_job_runs_through_the_job_folder_and_the_cli_exits_0(cloud_env: dict[s
     # And the job is listed.
     jobs = json.loads(invoke("--json", "cloud", "jobs").stdout)
     assert [(j["job_id"], j["state"], j["runner"]) for j in jobs] == [(outcome["job_id"], "succeeded", "local")]
-    # Known issue: the startup script and the agent both upload log.txt, and the last writer wins, so
-    # the log holds the script's lines or the agent's (not always both). Either shows the job ran.
+    # One writer at a time: the script's setup lines, then the agent's, whole and final at the marker.
     log = invoke("cloud", "logs", outcome["job_id"]).stdout
-    assert "running the job agent" in log or "version 1" in log, log
+    assert "setting up" in log and "running the job agent" in log and "version 1: val MAE" in log, log
 
 
 def test_a_failing_job_exits_with_its_code_and_shows_the_log(cloud_env: dict[str, str]) -> None:

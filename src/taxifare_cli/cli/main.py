@@ -125,6 +125,7 @@ def run(argv: list[str] | None = None) -> None:
     """
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
+    STOP.watch()  # other threads see a stop before this thread's handler has run
     try:
         app(args=argv, prog_name="taxifare")
     except SystemExit:

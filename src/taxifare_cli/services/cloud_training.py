@@ -106,7 +106,6 @@ delete_vm() {
   zone="$(curl -sf -H 'Metadata-Flavor: Google' "$MD/instance/zone")"
   project="$(curl -sf -H 'Metadata-Flavor: Google' "$MD/project/project-id")"
   say "deleting this VM ($name)"
-  put log.txt "$LOG" text/plain
   refresh_auth
   curl -sf -X DELETE "${auth[@]}" \
     "https://compute.googleapis.com/compute/v1/projects/$project/zones/${zone##*/}/instances/$name" \
@@ -114,12 +113,12 @@ delete_vm() {
 }
 finish_failed() {  # finish_failed STAGE MESSAGE: a failure done-marker unless the agent wrote one
   say "failed: $2"
-  if ! get done.json "$WORK/done.json"; then
+  if ! get done.json "$WORK/done.json"; then  # no agent is running: the log is this script's to write
+    put log.txt "$LOG" text/plain  # before the marker, which is what readers wait for
     printf '{"status": "failed", "exit_code": 1, "stage": "%s", "error": "%s", "finished_at": "%s"}\n' \
       "$1" "$2" "$(date -u +%FT%TZ)" > "$WORK/done.json"
     put done.json "$WORK/done.json" application/json
   fi
-  put log.txt "$LOG" text/plain
   delete_vm
   exit 1
 }
@@ -138,13 +137,14 @@ else
   PY="$WORK/venv/bin/python"
 fi
 put log.txt "$LOG" text/plain
+# From here on the agent alone uploads log.txt (this file, which it reads whole), the last time just
+# before its done-marker: after the marker nothing rewrites the log, so readers see it final.
 say "running the job agent"
 "$PY" -u -m taxifare_cli.jobs.agent "gs://$BUCKET/$FOLDER" --log "$LOG" >> "$LOG" 2>&1
 rc=$?
 get done.json "$WORK/done.json" \
   || finish_failed training "the job agent exited with $rc and wrote no done-marker"
-say "job agent exited with $rc"
-put log.txt "$LOG" text/plain
+say "job agent exited with $rc"  # the VM's serial console and the local file only
 delete_vm
 exit $rc
 """

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from taxifare_cli.errors import ServiceError
+from taxifare_cli.errors import STOP, ServiceError
 from taxifare_cli.ports import MonthSteps
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ class LocalEngine:
     def run(self, steps: MonthSteps) -> None:
         self._retried(steps.prepare, steps.retries)
         if self.parallel:
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="taxifare-step") as pool:
+            with ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="taxifare-step", initializer=STOP.defer_signals_to_main
+            ) as pool:
                 champion = pool.submit(self._retried, steps.evaluate_champion, steps.retries)
                 challenger = pool.submit(self._retried, steps.train_challenger, steps.retries)
                 # Both are waited for before either's error is raised: no step is left running.
