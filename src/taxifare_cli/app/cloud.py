@@ -100,15 +100,16 @@ class CloudTraining:
     def start_cloud_training(self, job: CloudJob) -> CloudJob:
         """Build the wheel, pre-flight, upload, start the machine (job.launch.resource says which)."""
         from taxifare_cli.services import cloud_training as ct
+        from taxifare_cli.services.job_package import build_wheel, project_root
 
-        root = ct.project_root(__file__)
+        root = project_root(__file__)
         if root is None:
             raise ConfigError(
                 "cloud training builds the project's wheel from a source checkout, and this is not one",
                 hint="run it from a clone of the project (pip install -e '.[cloud]')",
             )
         self.progress.log(f"building the wheel of {root}")
-        wheel = ct.build_wheel(root, ct.temporary_dir("taxifare-wheel-"))
+        wheel = build_wheel(root, ct.temporary_dir("taxifare-wheel-"))
         if wheel.name != job.spec["wheel"]:
             raise ConfigError(f"the wheel built is {wheel.name}, not {job.spec['wheel']} as planned")
         runner = self.runner(job.spec["runner"])
