@@ -46,7 +46,12 @@ def test_put_twice_keeps_one_blob(
 
     assert again == first
     assert blob_generations(gcs_client, bucket) == generations  # not even rewritten
-    assert list(generations) == ["taxi-fare-ny/train_1k.csv"]
+    digest = sha256_file(csv).removeprefix("sha256:")
+    # The name, and its content kept once at its content address.
+    assert sorted(generations) == [
+        "taxi-fare-ny/train_1k.csv",
+        f"taxi-fare-ny/versions/sha256/{digest[:2]}/{digest[2:]}.csv",
+    ]
     assert [i.name for i in store.list()] == ["train_1k"]
 
 
@@ -131,7 +136,11 @@ def test_an_interrupted_upload_keeps_the_previous_blob_and_a_second_run_complete
     pd.testing.assert_frame_equal(
         pd.concat(make_gcs_store().read_chunks("train_500k", 10_000), ignore_index=True), local_rows(old_csv)
     )
-    assert list(blob_generations(gcs_client, bucket)) == ["taxi-fare-ny/train_500k.csv"]
+    # No half file: the name and the one version it held, nothing of the new content.
+    assert sorted(blob_generations(gcs_client, bucket)) == [
+        "taxi-fare-ny/train_500k.csv",
+        store.version_path(old.checksum or ""),
+    ]
 
     proxy.heal()
     done = store.put("train_500k", new_csv, source="new")

@@ -159,7 +159,9 @@ def test_reset_sources_plans_then_fills_every_place(
     source = SyntheticSource(seed=7, chunk_size=50_000, month_rows=1_000, all_rows=1_000)
     gcs, bq = make_gcs_store(), make_bq_store()
 
-    plan = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True)
+    plan = reset_sources(
+        local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True
+    )
 
     assert actions(plan) == [
         ("fetch", "train_1k", "local", "create"),
@@ -181,11 +183,13 @@ def test_reset_sources_plans_then_fills_every_place(
         assert len(set(checksums.values())) == 1, checksums
         assert bq.describe(name).rows == 1_000  # type: ignore[union-attr]
 
-    replan = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True)
+    replan = reset_sources(
+        local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"], dry_run=True
+    )
     assert [s.action for s in replan] == ["refresh", "refresh"] + ["unchanged"] * 4
     again = reset_sources(local=local, source=source, chunk_size=1000, dests=[gcs, bq], parts=["1k"])
     assert [s.action for s in again] == ["unchanged"] * 6
-    assert len(list(gcs_client.list_blobs(bucket))) == 2
+    assert len(list(gcs_client.list_blobs(bucket))) == 4  # two names, and one version of each
     assert [s.as_dict()["step"] for s in again] == ["fetch", "fetch", "upload", "upload", "upload", "upload"]
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from taxifare_cli import bootstrap
 from taxifare_cli.app.cloud import CloudTraining
 from taxifare_cli.app.months import MonthsInOrder
+from taxifare_cli.app.versions import DataVersions
 from taxifare_cli.core.schema import MONTHS, SPLITS, check_part
 from taxifare_cli.core.vocabulary import (
     CLOUD_STORES,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from taxifare_cli.services.workflow import MonthRun, WorkflowRun
 
 
-class Taxifare(MonthsInOrder, CloudTraining):
+class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
     """The tool as a library: `Taxifare(settings).train(size="10k")`."""
 
     def __init__(
@@ -281,10 +282,10 @@ class Taxifare(MonthsInOrder, CloudTraining):
         return predict_rides(self.registry, ref, rides)
 
     def price_ride_fields(self, ref: ModelRef, pairs: list[str]) -> RidePrediction:
-        """Fares for one ride given as FIELD=VALUE pairs."""
-        from taxifare_cli.services.prediction import parse_ride
+        """Fares for one ride given as FIELD=VALUE pairs (priced without pandas: a quick process)."""
+        from taxifare_cli.services.prediction import predict_ride_fields
 
-        return self.price(ref, parse_ride(pairs))
+        return predict_ride_fields(self.registry, ref, pairs)
 
     def price_file(
         self, ref: ModelRef, input_path: Path, output_path: Path | None = None

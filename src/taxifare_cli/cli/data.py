@@ -24,15 +24,44 @@ app = typer.Typer(
 )
 
 
+FetchFrom = Literal["remote", "synthetic", "gcs", "bigquery"]
+
+
 @app.command()
 def fetch(
-    ctx: typer.Context, size: Size = None, month: Month = None, source: Origin = None, dry_run: DryRun = False
+    ctx: typer.Context,
+    size: Size = None,
+    month: Month = None,
+    source: Annotated[
+        FetchFrom | None,
+        typer.Option(
+            "--source",
+            help="remote (data.remote_url), synthetic (the simulator, offline), "
+            "or gcs / bigquery (pull back what was uploaded there).",
+            case_sensitive=False,
+        ),
+    ] = None,
+    checksum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--checksum",
+            help="With --source gcs: that exact version (sha256:..., see `data ls --versions`); repeatable.",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Get train_ and val_ files of a size or month onto local disk.
 
     Example: taxifare data fetch --size 10k --source synthetic
+    Example: taxifare data fetch --size 10k --source gcs --checksum sha256:9f2c...
     """
     st = state(ctx)
+    if source in ("gcs", "bigquery"):
+        steps = st.app().pull(source, size, month, checksums=checksum or (), dry_run=dry_run)
+        _render_pulls(st.output, steps, dry_run)
+        return
+    if checksum:
+        raise UsageError("--checksum needs --source gcs: only the bucket keeps versions")
     results = st.app(**{"data.origin": source}).fetch(size, month, dry_run=dry_run)
     out = st.output
     out.result({"dry_run": dry_run, "datasets": [r.as_dict() for r in results]})
@@ -46,36 +75,64 @@ def fetch(
             out.success(f"{state_word} {r.name}: {r.info.rows:,} rows, {size} → {r.info.location}")
 
 
+_PULLED = {"create": "fetched", "replace": "replaced"}
+
+
+def _render_pulls(out: Output, steps: list[TransferStep], dry_run: bool) -> None:
+    out.result({"dry_run": dry_run, "steps": [s.as_dict() for s in steps]})
+    for s in steps:
+        if s.action == "unchanged":
+            held = (s.info.checksum or "") if s.info else ""
+            out.info(f"{s.name}: the local file already holds it ({held[:19]})")
+        elif dry_run:
+            out.info(f"would {'fetch' if s.action == 'create' else 'replace'} {s.name} from {s.source}")
+        elif s.info is not None:
+            word = _PULLED.get(s.action, s.action)
+            out.success(
+                f"{word} {s.name} from {s.source}: {s.info.rows:,} rows, {human_bytes(s.info.bytes)}, "
+                f"{(s.info.checksum or '')[:19]} → {s.info.location}"
+            )
+
+
 @app.command("ls")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    versions: Annotated[
+        bool,
+        typer.Option("--versions", help="Every version each place holds (the bucket keeps each content)."),
+    ] = False,
+) -> None:
     """List the datasets each place holds: rows, bytes, checksum, source, when.
 
-    Example: taxifare data ls --json
+    Example: taxifare data ls --versions --json
     """
     st = state(ctx)
-    held = st.app().list_data()
+    held = st.app().data_versions() if versions else st.app().list_data()
     st.output.result(
-        {kind: [i.as_dict() for i in infos] for kind, infos in held.items()}, _tables(st.output, held)
+        {kind: [i.as_dict() for i in infos] for kind, infos in held.items()},
+        _tables(st.output, held, versions=versions),
     )
 
 
-def _tables(out: Output, held: dict[str, list[DatasetInfo]]) -> object:
+def _tables(out: Output, held: dict[str, list[DatasetInfo]], *, versions: bool = False) -> object:
     from rich.console import Group
 
     tables = []
+    what = "version(s)" if versions else "dataset(s)"
     for kind, infos in held.items():
         rows = [
             (
                 i.name,
                 f"{i.rows:,}" if i.rows is not None else "?",
                 human_bytes(i.bytes),
-                (i.checksum or "")[:19],
+                # Versions are asked for by checksum: show enough of it to tell them apart.
+                (i.checksum or "")[: 30 if versions else 19],
                 i.source or "",
                 human_time(i.updated),
             )
             for i in infos
         ]
-        title = f"{kind}: {len(infos)} dataset(s)" if infos else f"{kind}: nothing held"
+        title = f"{kind}: {len(infos)} {what}" if infos else f"{kind}: nothing held"
         tables.append(out.table(title, ["name", "rows", "size", "checksum", "source", "updated"], rows))
     return Group(*tables)
 

@@ -322,3 +322,9 @@ EXAMPLE_QUERY = (
     "pickup_datetime=2015-01-15%2008:30:00%20UTC&pickup_longitude=-73.985&pickup_latitude=40.758"
     "&dropoff_longitude=-73.78&dropoff_latitude=40.644&passenger_count=1"
 )
+
+
+# `model reproduce` lives in its own module: it is a use case of data versions, not of pricing.
+from taxifare_cli.cli.model_reproduce import reproduce  # noqa: E402
+
+app.command("reproduce")(reproduce)

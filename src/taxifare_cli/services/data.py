@@ -1,4 +1,4 @@
-"""fetch_data and list_data: getting raw rides onto disk and saying what is where."""
+"""fetch_data, list_data and list_versions: getting raw rides onto disk and saying what is where."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Any
 
 from taxifare_cli.core.schema import RAW_COLUMNS, SPLITS, check_part
 from taxifare_cli.errors import DataError, UsageError
-from taxifare_cli.ports import SILENT, DatasetInfo, DataStore, FileStore, Progress, RideSource
+from taxifare_cli.ports import (
+    SILENT,
+    DatasetInfo,
+    DataStore,
+    FileStore,
+    Progress,
+    RideSource,
+    VersionedStore,
+)
 
 
 @dataclass
@@ -80,3 +88,12 @@ def fetch_data(
 def list_data(stores: list[DataStore]) -> dict[str, list[DatasetInfo]]:
     """What each store holds, by store kind."""
     return {store.kind: store.list() for store in stores}
+
+
+def list_versions(stores: list[DataStore]) -> dict[str, list[DatasetInfo]]:
+    """The versions each store holds, by store kind: every content a versioned store (the bucket)
+    kept, and one per dataset, as held now, for the others."""
+    return {
+        store.kind: store.versions() if isinstance(store, VersionedStore) else store.list()
+        for store in stores
+    }

@@ -5,7 +5,12 @@ INTEGER passengers, FLOAT the rest, STRING key). A put loads the CSV into a
 staging table, then replaces the target in one statement (CREATE OR REPLACE
 TABLE ... AS SELECT), so a failed or interrupted load leaves the previous table
 whole. The table's description records the rows, checksum and origin of the
-file it holds, which makes a second put of the same file a no-op.
+file it holds, and a fingerprint of its rows: a second put of the same file is a no-op.
+
+A table's checksum is true of its rows: the file's sha256 while the rows'
+fingerprint (see `_fingerprint`) is the one recorded at load, else the
+fingerprint itself, so a table changed by hand never claims a file's checksum.
+Describing a table reads it once (a full scan, billed as a query).
 
 Reads run one query with the cleaning rules in its WHERE, ordered by pickup
 time, and page through the result `chunk_size` rows at a time over the REST
@@ -52,7 +57,7 @@ SCHEMA: list[bigquery.SchemaField] = [bigquery.SchemaField(c, _TYPES[c]) for c i
 _ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 # "taxifare rows=N checksum=sha256:... source=<percent-encoded>": plain characters only,
 # so it can sit in a SQL string literal without escaping.
-_DESCRIPTION = re.compile(r"^taxifare rows=(\d+) checksum=(\S+) source=(\S*)$")
+_DESCRIPTION = re.compile(r"^taxifare rows=(\d+) checksum=(\S+)(?: rows_fp=(\S+))? source=(\S*)$")
 _STAGING_PREFIX = "_staging_"
 
 
@@ -113,7 +118,7 @@ class BigQueryStore(GoogleCloudStore):
     # --- the port -------------------------------------------------------------------
     def describe(self, name: str) -> DatasetInfo | None:
         table = self._get_table(name)
-        return None if table is None else _info(table)
+        return None if table is None else _info(table, self._fingerprint(self.table_id(name)))
 
     def list(self) -> list[DatasetInfo]:
         self._check_dataset()
@@ -126,7 +131,7 @@ class BigQueryStore(GoogleCloudStore):
                     continue  # not one of ours (staging tables start with "_")
                 table = self._get_table(name)  # listing does not give row counts
                 if table is not None:
-                    infos.append(_info(table))
+                    infos.append(_info(table, self._fingerprint(self.table_id(name))))
         return sorted(infos, key=lambda i: i.name)
 
     def read_chunks(
@@ -197,12 +202,10 @@ class BigQueryStore(GoogleCloudStore):
         table_id = self.table_id(name)
         facts = scan_csv(csv_path)
         current = self._get_table(name)
-        if (
-            current is not None
-            and _recorded(current) == (facts.rows, facts.sha256)
-            and self._count(table_id) == facts.rows  # not changed since (DML keeps the description)
-        ):
-            return _info(current)
+        if current is not None and _recorded(current)[:2] == (facts.rows, facts.sha256):
+            now = self._fingerprint(table_id)
+            if now == _recorded(current)[2]:  # rows not changed since (DML keeps the description)
+                return _info(current, now)
         header = _csv_header(csv_path)
         missing = [c for c in RAW_COLUMNS if c not in header]
         if missing:
@@ -212,11 +215,13 @@ class BigQueryStore(GoogleCloudStore):
             )
         suffix = f"{parse_dataset_name(name)}_{uuid.uuid4().hex[:12]}"
         staging = f"{self.project}.{self.dataset}.{_STAGING_PREFIX}{suffix}"
-        description = (
-            f"taxifare rows={facts.rows} checksum={facts.sha256} source={urllib.parse.quote(source, safe='')}"
-        )
         try:
             self._load(csv_path, staging, header)
+            fingerprint = self._fingerprint(staging)  # the target's, once swapped: same rows, same types
+            description = (
+                f"taxifare rows={facts.rows} checksum={facts.sha256} rows_fp={fingerprint} "
+                f"source={urllib.parse.quote(source, safe='')}"
+            )
             columns = ", ".join(RAW_COLUMNS)  # by name: the file's column order may differ
             swap = (
                 f"CREATE OR REPLACE TABLE `{table_id}` OPTIONS(description='{description}') "
@@ -288,13 +293,15 @@ class BigQueryStore(GoogleCloudStore):
                 return None
         return table
 
-    def _count(self, table_id: str) -> int:
-        # COUNT(*) is answered from metadata (no bytes billed), and is right after DML, unlike numRows
-        # on some emulators.
-        with self._errors(f"counting the rows of {table_id}"):
-            job = self.client.query(f"SELECT COUNT(*) AS n FROM `{table_id}`", **self._call())
+    def _fingerprint(self, table_id: str) -> str:
+        """`bqrows:<rows>:<hex>`: the row count and the XOR of each row's FARM_FINGERPRINT (of its
+        columns' JSON in RAW_COLUMNS order): the same however BigQuery orders or lays out the rows."""
+        row_sql = f"TO_JSON_STRING(STRUCT({', '.join(RAW_COLUMNS)}))"
+        sql = f"SELECT COUNT(*) AS n, BIT_XOR(FARM_FINGERPRINT({row_sql})) AS x FROM `{table_id}`"
+        with self._errors(f"reading the rows of {table_id}", not_found=self._gone(table_id)):
+            job = self.client.query(sql, **self._call())
             row = next(iter(job.result(**self._call())))
-        return int(row["n"])
+        return f"bqrows:{int(row['n'])}:{int(row['x'] or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
 
     def _load(self, csv_path: Path, staging: str, header: Sequence[str]) -> None:
         # Columns are matched by position in a CSV load: describe the file as it is.
@@ -336,21 +343,24 @@ def _csv_header(path: Path) -> list[str]:
     return [c.strip().strip('"') for c in line.decode("utf-8", "replace").strip().split(",")]
 
 
-def _recorded(table: bigquery.Table) -> tuple[int, str] | None:
+def _recorded(table: bigquery.Table) -> tuple[int | None, str | None, str | None]:
+    """(rows, file checksum, rows fingerprint) the description records; Nones if it records none."""
     m = _DESCRIPTION.match(table.description or "")
-    return (int(m.group(1)), m.group(2)) if m else None
+    return (int(m.group(1)), m.group(2), m.group(3)) if m else (None, None, None)
 
 
-def _info(table: bigquery.Table) -> DatasetInfo:
+def _info(table: bigquery.Table, fingerprint: str) -> DatasetInfo:
+    """The table as a DatasetInfo whose checksum is true of the rows it holds now (see the module)."""
     m = _DESCRIPTION.match(table.description or "")
+    _, file_checksum, recorded_fp = _recorded(table)
     return DatasetInfo(
         name=table.table_id,
         rows=table.num_rows,
         bytes=table.num_bytes or None,  # the emulator reports 0
         updated=table.modified,
         location=f"{table.project}.{table.dataset_id}.{table.table_id}",
-        checksum=m.group(2) if m else None,
-        source=urllib.parse.unquote(m.group(3)) if m else None,
+        checksum=file_checksum if recorded_fp == fingerprint else fingerprint,
+        source=urllib.parse.unquote(m.group(4)) if m else None,
     )
 
 

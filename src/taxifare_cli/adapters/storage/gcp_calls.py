@@ -10,6 +10,7 @@ import base64
 import hashlib
 import http.client
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from google.api_core.retry import Retry
 from google.auth import credentials as gcreds
 from google.auth import exceptions as auth_exc
 
-from taxifare_cli.errors import ConfigError, ServiceError, TaxifareError
+from taxifare_cli.errors import ConfigError, DataError, ServiceError, TaxifareError
 
 _CREDENTIALS_HINT = (
     "run `gcloud auth application-default login`, or point GOOGLE_APPLICATION_CREDENTIALS "
@@ -289,3 +290,16 @@ def scan_csv(path: Path) -> CsvFacts:
         sha256="sha256:" + sha.hexdigest(),
         md5_b64=base64.b64encode(md5.digest()).decode("ascii"),
     )
+
+
+_SHA256 = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+def sha256_hex(checksum: str) -> str:
+    """The hex digest of a "sha256:<64 hex>" checksum; DataError for anything else."""
+    m = _SHA256.match(checksum.strip().lower())
+    if m is None:
+        raise DataError(
+            f"{checksum!r} is not a sha256 checksum", hint="checksums read sha256:<64 hex digits>"
+        )
+    return m.group(1)
