@@ -37,8 +37,9 @@ MEASUREMENTS: dict[str, str] = {
     "workflow": "benchmarks.workflow:measure",
     "quality_1m": "benchmarks.quality:measure_1m",  # only on request: a million rows, to convergence
     "serving": "benchmarks.serving:measure",  # only on request: taxifare model serve vs mlflow models serve
+    "one_ride": "benchmarks.one_ride:measure",
 }
-DEFAULT = ("startup", "preprocessing", "memory", "pipeline", "prediction", "quality", "workflow")
+DEFAULT = ("startup", "preprocessing", "memory", "pipeline", "prediction", "one_ride", "quality", "workflow")
 EXTRA = ("cloud",)  # benchmarks/cloud_io.py, GCS/BigQuery throughput against emulators
 
 

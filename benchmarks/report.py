@@ -15,6 +15,7 @@ ORDER = (
     "memory",
     "pipeline",
     "prediction",
+    "one_ride",
     "quality",
     "quality_1m",
     "workflow",
@@ -158,11 +159,13 @@ def render(data: dict[str, Any], md_path: Path, plot_path: Path | None) -> str:
     lines += [
         "## Running",
         "",
-        "- `nox -s bench` (`python -m benchmarks`): the six measurements, about 10 minutes on 2 cores.",
+        "- `nox -s bench` (`python -m benchmarks`): the default measurements (startup, preprocessing,",
+        "  memory, pipeline, prediction, one_ride, quality, workflow), about 12 minutes on 2 cores.",
         "  `--quick`: tiny sizes in under a minute (the test suite runs it), written under",
         "  `benchmarks/.work/quick` or `--output DIR`. `--only NAME`: some of them, merged into the",
-        "  results already there. `--only quality_1m`: the quality at 1M rows (about 14 minutes, not in",
-        "  the default run). `--only cloud`: hands over to `benchmarks/cloud_io.py`. `--report-only`:",
+        "  results already there. `--only quality_1m`: the quality at 1M rows (about 14 minutes), and",
+        "  `--only serving`: `taxifare model serve` beside `mlflow models serve` (about 5 minutes), are",
+        "  not in the default run. `--only cloud`: hands over to `benchmarks/cloud_io.py`. `--report-only`:",
         "  rewrite this file from `results.json`. Data and models are kept in `benchmarks/.work/`.",
         "- Every measured Python process reads compiled bytecode from `benchmarks/.work/pycache`, as a",
         "  pip install would give it: this machine sets PYTHONDONTWRITEBYTECODE=1 and uv does not compile",
@@ -218,10 +221,27 @@ def _details_line(r: dict[str, Any]) -> str:
         fixed = d.get("fixed_cost_s")
         return (
             f"{d.get('rows_written', 0):,} rows written; "
-            "one-ride call (start-up, TensorFlow import, model load): "
+            "a one-ride file through the same command (start-up, model load): "
             f"{fixed:.1f} s."
             if fixed
             else f"{d.get('rows_written', 0):,} rows written."
+        )
+    if name == "serving" and d.get("figures"):
+        f = d["figures"]
+
+        def shape(key: str) -> str:
+            x = f.get(key, {})
+            return f"{x.get('rps', 0):,.1f} req/s, p50 {x.get('p50_ms', 0):.0f} ms, p99 {x.get('p99_ms', 0):.0f} ms"
+
+        return (
+            f"One ride: taxifare p50 {f['taxifare_one']['p50_ms']:.1f} ms, mlflow p50 "
+            f"{f['mlflow_one']['p50_ms']:.1f} ms. POST of {d.get('batch_rides', 1000):,} rides: taxifare "
+            f"{shape('taxifare_batch')}; mlflow {shape('mlflow_batch')}."
+        )
+    if name == "one_ride" and d.get("samples_s"):
+        return (
+            f"fare ${d.get('fare', 0):.2f}; runs {[round(x, 2) for x in d['samples_s']]} s, "
+            f"import pandas {[round(x, 2) for x in d.get('reference_samples_s', [])]} s."
         )
     if name.startswith("quality"):
         extra = d.get("original_network_on_product_features_mae")

@@ -7,10 +7,11 @@ Prediction needs only raw ride fields: cleaning checks and feature computation c
 from this package, the fitted numbers from the directory.
 
 Loading reads `features.json` and `weights.npz` only: pricing never imports
-TensorFlow. The Keras network is loaded on demand (`keras_network()`), for training
-on from a parent. An artifact saved before `weights.npz` existed still loads: its
-weights are read from `model.keras`, importing Keras then. The MLflow pyfunc wraps
-this same class.
+TensorFlow, and a few rides (`price_few`) are priced without pandas either. The
+Keras network is loaded on demand (`keras_network()`), for training on from a
+parent. An artifact saved before `weights.npz` existed still loads: its weights
+are read from `model.keras`, importing Keras then. The MLflow pyfunc wraps this
+same class.
 """
 
 from __future__ import annotations
@@ -25,19 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taxifare_cli.core import features as F
+from taxifare_cli.core import feature_math as F
+from taxifare_cli.core.few_rides import FewPriced, RideBatch, price_few
 from taxifare_cli.core.network import DenseNetwork
-from taxifare_cli.core.pricing import InvalidRides, PricedRides, price_rides
 from taxifare_cli.errors import DataError
 
 if TYPE_CHECKING:
     import keras
     import pandas as pd
 
+    from taxifare_cli.core.pricing import InvalidRides, PricedRides
+
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "weights.npz"
 FEATURES_FILE = "features.json"
-SMALL_BATCH = 1024  # rows priced without touching BLAS' threads (see _one_blas_thread)
+SMALL_BATCH = 16  # rows priced without touching BLAS' threads: too few for BLAS to split them
 # Keras layers that are the identity at inference, and those that carry no computation.
 _INFERENCE_IDENTITY = ("Dropout", "InputLayer")
 
@@ -113,18 +116,26 @@ class FareModel:
         """One fare (float32) per feature row, by the numpy forward pass."""
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
-        if len(x) <= SMALL_BATCH:  # a pass this small takes less time than setting the limit
+        if len(x) <= SMALL_BATCH:
             return self.network.forward(x).ravel()
         with _one_blas_thread():
             return self.network.forward(x).ravel()
 
     def predict(self, rides: pd.DataFrame) -> np.ndarray:
         """Fares for rides already cleaned (see `core.cleaning`); one float per row."""
-        return self.predict_features(F.compute_features(rides))
+        from taxifare_cli.core.features import compute_features
+
+        return self.predict_features(compute_features(rides))
 
     def price(self, rides: pd.DataFrame, *, invalid: InvalidRides = "error") -> PricedRides:
         """Fares for raw rides through the one pricing path (`core.pricing`)."""
+        from taxifare_cli.core.pricing import price_rides
+
         return price_rides(self.predict_features, rides, invalid=invalid)
+
+    def price_few(self, rides: RideBatch) -> FewPriced:
+        """Fares for a few rides without pandas (`core.few_rides`): the same as `price` gives."""
+        return price_few(self.predict_features, rides)
 
 
 @functools.cache
@@ -140,8 +151,10 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 
     These matrices are narrow (tens of features, at most hundreds of units): a second
     BLAS thread gains ~20 % on an idle machine, but when the cores are shared its
-    threads wait on each other and the pass runs 3 to 6 times slower. Without
-    threadpoolctl installed, BLAS keeps its own setting (OPENBLAS_NUM_THREADS).
+    threads wait on each other and the pass runs 3 to 7 times slower (1,000 rides: 10 ms
+    instead of 1.4 ms at a load of 3 on 2 cores). Setting the limit costs ~15 us once the
+    controller exists. Without threadpoolctl installed, BLAS keeps its own setting
+    (OPENBLAS_NUM_THREADS).
     """
     controller = _blas_controller()
     if controller is None:

@@ -7,8 +7,10 @@ multiplies matrices in another summation order, so its float32 outputs may diffe
 numpy's by a few ulps (|a - b| < 1e-4); a fare whose value lies within those ulps of a
 half cent could then round to the neighbouring cent. At most 0.1 % of rows may do so
 (in practice none or one in a few thousand); every other fare must be identical to the
-cent. Also here: an artifact saved before `weights.npz` existed loads and prices alike,
-and pricing a ride from the command line imports neither TensorFlow nor Keras.
+cent. Also here: an artifact saved before `weights.npz` existed loads and prices alike;
+a few rides priced without pandas (`FareModel.price_few`: one ride from the command line,
+a web request) get exactly the fares the file path gives, alone or together; and pricing
+a ride from the command line imports neither TensorFlow, Keras nor pandas.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pytest
 from taxifare_cli.artifact import MODEL_FILE, WEIGHTS_FILE, FareModel
 from taxifare_cli.core.cleaning import clean_chunk
 from taxifare_cli.core.features import N_FEATURES, compute_features, min_variance
+from taxifare_cli.core.few_rides import RideBatch
 from taxifare_cli.core.model import HyperParams, build_model
 from taxifare_cli.core.pricing import price_rides
 from taxifare_cli.core.simulator import iter_simulated_dataset
@@ -141,6 +144,24 @@ def test_the_keras_network_is_there_for_training_on(artifact: Path, clean: pd.Da
     np.testing.assert_array_equal(model.predict(clean), model.price(clean).fares.astype(np.float32))
 
 
+ONE_BY_ONE = 600  # rides priced alone, each through its own forward pass
+
+
+def test_a_few_rides_priced_without_pandas_get_the_file_paths_fares(
+    artifact: Path, rides: pd.DataFrame
+) -> None:
+    model = FareModel.load(artifact)
+    batch = model.price(rides).fares  # the file path: DataFrame, clean_chunk, compute_features
+    records = rides.drop(columns=["key"], errors="ignore").to_dict(orient="records")
+
+    together = model.price_few(RideBatch.from_records(records))
+    assert together.reasons == [None] * len(records)
+    np.testing.assert_array_equal(together.fares, batch)  # every bit, so every cent
+    alone = [model.price_few(RideBatch.from_records([r])).fares[0] for r in records[:ONE_BY_ONE]]
+    np.testing.assert_array_equal(alone, batch[:ONE_BY_ONE])
+    assert len(np.unique(np.round(batch[:ONE_BY_ONE], 2))) > ONE_BY_ONE // 4  # not one price for all
+
+
 # The CLI as `taxifare model predict --ride` runs it; then which heavy modules it imported.
 CLI_CODE = """
 import json, sys
@@ -149,11 +170,12 @@ try:
     run(sys.argv[1:])
 except SystemExit as e:
     code = e.code
-print(json.dumps({"exit": code, "heavy": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+heavy = [m for m in ("tensorflow", "keras", "pandas") if m in sys.modules]
+print(json.dumps({"exit": code, "heavy": heavy}))
 """
 
 
-def test_pricing_a_ride_from_the_cli_imports_neither_tensorflow_nor_keras(
+def test_pricing_a_ride_from_the_cli_imports_neither_tensorflow_keras_nor_pandas(
     artifact: Path, rides: pd.DataFrame, home: Path
 ) -> None:
     from taxifare_cli.adapters.registry.local import LocalRegistry

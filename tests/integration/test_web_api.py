@@ -10,7 +10,7 @@ What is checked:
 - /health and /model describe the version served;
 - promoting a version swaps it in under continuous requests, none failing, within
   about 2 s at a 0.2 s refresh, and never back; a pinned version stays put;
-- the request path imports neither TensorFlow nor Keras (in a fresh process), and
+- the request path imports neither TensorFlow, Keras nor pandas (in a fresh process), and
   `python -m taxifare_cli model serve` serves the same fares.
 """
 
@@ -478,7 +478,9 @@ def ask():
         many = httpx.post(f"{url}/predict", json=[ride, ride], timeout=10)
         time.sleep(0.4)  # the stage follower runs a few times
         model = httpx.get(f"{url}/model", timeout=10)
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+        heavy = sorted(
+            m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "pandas")
+        )
         print(json.dumps({
             "status": [one.status_code, many.status_code, model.status_code],
             "version": one.headers.get("X-Model-Version"),
@@ -503,13 +505,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_cli_serves_production_without_importing_tensorflow(
+def test_the_cli_serves_production_without_importing_tensorflow_or_pandas(
     home: Path, trained_registry: Path, expected: dict[int, list[float]]
 ) -> None:
-    """`taxifare model serve` in a clean home: the fares of Production, and no TensorFlow imported.
+    """`taxifare model serve` in a clean home: the fares of Production; no TensorFlow, no pandas.
 
     (If this fails only on `heavy`, FareModel.load or something the server imports pulls in
-    Keras: pricing must run on the numpy network from weights.npz.)
+    Keras or pandas: pricing must run on the numpy network from weights.npz, through
+    `core.few_rides`.)
     """
     shutil.copytree(trained_registry, home / "registry")
     proc = subprocess.run(

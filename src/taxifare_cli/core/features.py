@@ -4,6 +4,10 @@ What the fare depends on (see docs/data.md): distance along the streets,
 time in traffic (local hour and weekday), the tariff era, airport flat fares
 and surcharges, and where in the city the ride is. Passenger count barely
 matters but costs nothing.
+
+The contract (names, places, floors) and the arithmetic live in
+`core.feature_math`, which needs no pandas: a few rides priced without pandas
+(`core.few_rides`) get the same numbers as a DataFrame does here.
 """
 
 from __future__ import annotations
@@ -11,84 +15,44 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FEATURE_VERSION = 1
-EARTH_RADIUS_KM = 6371.0
-# Manhattan's street grid runs about 29 degrees east of true north.
-GRID_ANGLE = np.deg2rad(29.0)
-FARE_RISE = pd.Timestamp("2012-09-04")
-EPOCH_YEAR = 2009.0
-
-# (lat, lon) of the places that change a fare: airport flat fares and surcharges,
-# the dense middle of Manhattan, and the financial district.
-PLACES: dict[str, tuple[float, float]] = {
-    "jfk": (40.6413, -73.7781),
-    "lga": (40.7769, -73.8740),
-    "ewr": (40.6895, -74.1745),
-    "midtown": (40.7549, -73.9840),
-    "downtown": (40.7075, -74.0113),
-}
-AIRPORTS = ("jfk", "lga", "ewr")
-AIRPORT_RADIUS_KM = 2.0
-
-FEATURE_NAMES: tuple[str, ...] = (
-    "haversine_km",
-    "grid_km",
-    "log_haversine_km",
-    "bearing_sin",
-    "bearing_cos",
-    "same_place",
-    "pickup_lat",
-    "pickup_lon",
-    "dropoff_lat",
-    "dropoff_lon",
-    "hour_sin",
-    "hour_cos",
-    "weekday_sin",
-    "weekday_cos",
-    "weekend",
-    "night",
-    "weekday_rush",
-    "month_sin",
-    "month_cos",
-    "years_since_2009",
-    "after_fare_rise",
-    *(f"{end}_{place}_km" for place in PLACES for end in ("pickup", "dropoff")),
-    *(f"airport_{a}" for a in AIRPORTS),
-    "passenger_count",
+from taxifare_cli.core.feature_math import (
+    AIRPORT_RADIUS_KM,
+    AIRPORTS,
+    DEFAULT_MIN_STD,
+    EARTH_RADIUS_KM,
+    EPOCH_YEAR,
+    FARE_RISE_AT,
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    GRID_ANGLE,
+    MIN_STD,
+    N_FEATURES,
+    PLACES,
+    features_from_columns,
+    haversine_km,
+    min_variance,
 )
-N_FEATURES = len(FEATURE_NAMES)
 
-# Smallest standard deviation a feature is scaled by. A model trained on one
-# month sees almost no spread in the calendar features; scaling by that spread
-# would put the next month tens of deviations away. These floors keep a month's
-# step small.
-MIN_STD: dict[str, float] = {"years_since_2009": 1.0, "month_sin": 0.5, "month_cos": 0.5}
-DEFAULT_MIN_STD = 1e-3
+__all__ = [
+    "AIRPORTS",
+    "AIRPORT_RADIUS_KM",
+    "DEFAULT_MIN_STD",
+    "EARTH_RADIUS_KM",
+    "EPOCH_YEAR",
+    "FARE_RISE",
+    "FEATURE_NAMES",
+    "FEATURE_VERSION",
+    "GRID_ANGLE",
+    "MIN_STD",
+    "N_FEATURES",
+    "PLACES",
+    "compute_features",
+    "haversine_km",
+    "local_time",
+    "min_variance",
+]
 
-
-def min_variance() -> np.ndarray:
-    """Per-feature variance floor, in FEATURE_NAMES order."""
-    return np.array([MIN_STD.get(n, DEFAULT_MIN_STD) ** 2 for n in FEATURE_NAMES])
-
-
-def haversine_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray | float, lon2: np.ndarray | float
-) -> np.ndarray:
-    """Great-circle distance in kilometres, element-wise."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(lon2 - lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def _local_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """East and north offsets in km on a flat map around New York."""
-    north = (lat2 - lat1) * 111.2
-    east = (lon2 - lon1) * 111.2 * np.cos(np.radians(40.75))
-    return east, north
+FARE_RISE = pd.Timestamp(FARE_RISE_AT)
 
 
 def local_time(pickup: pd.Series) -> pd.DatetimeIndex:
@@ -106,57 +70,18 @@ def local_time(pickup: pd.Series) -> pd.DatetimeIndex:
 
 def compute_features(df: pd.DataFrame) -> np.ndarray:
     """The feature matrix (float32, rows x N_FEATURES) of clean rides."""
-    n = len(df)
-    plat = df["pickup_latitude"].to_numpy(dtype="float64")
-    plon = df["pickup_longitude"].to_numpy(dtype="float64")
-    dlat = df["dropoff_latitude"].to_numpy(dtype="float64")
-    dlon = df["dropoff_longitude"].to_numpy(dtype="float64")
-
-    out = np.empty((n, N_FEATURES), dtype=np.float32)
-    col = iter(range(N_FEATURES))
-
-    hav = haversine_km(plat, plon, dlat, dlon)
-    east, north = _local_km(plat, plon, dlat, dlon)
-    # Project onto the rotated street grid: blocks run along the avenues and streets.
-    along = east * np.sin(GRID_ANGLE) + north * np.cos(GRID_ANGLE)
-    across = east * np.cos(GRID_ANGLE) - north * np.sin(GRID_ANGLE)
-    bearing = np.arctan2(east, north)
-    out[:, next(col)] = hav
-    out[:, next(col)] = np.abs(along) + np.abs(across)
-    out[:, next(col)] = np.log1p(hav)
-    out[:, next(col)] = np.sin(bearing)
-    out[:, next(col)] = np.cos(bearing)
-    out[:, next(col)] = hav < 0.05
-    for values in (plat, plon, dlat, dlon):
-        out[:, next(col)] = values
-
     t = local_time(df["pickup_datetime"])
-    hour = t.hour.to_numpy() + t.minute.to_numpy() / 60.0
-    weekday = t.day_of_week.to_numpy()
-    month = t.month.to_numpy()
-    out[:, next(col)] = np.sin(2 * np.pi * hour / 24)
-    out[:, next(col)] = np.cos(2 * np.pi * hour / 24)
-    out[:, next(col)] = np.sin(2 * np.pi * weekday / 7)
-    out[:, next(col)] = np.cos(2 * np.pi * weekday / 7)
-    out[:, next(col)] = weekday >= 5
-    out[:, next(col)] = (hour >= 20) | (hour < 6)
-    out[:, next(col)] = (weekday < 5) & (hour >= 16) & (hour < 20)
-    out[:, next(col)] = np.sin(2 * np.pi * (month - 1) / 12)
-    out[:, next(col)] = np.cos(2 * np.pi * (month - 1) / 12)
-    out[:, next(col)] = t.year.to_numpy() - EPOCH_YEAR + (t.day_of_year.to_numpy() - 1) / 365.25
-    out[:, next(col)] = t >= FARE_RISE
-
-    dist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for place, (lat, lon) in PLACES.items():
-        dp = haversine_km(plat, plon, np.float64(lat), np.float64(lon))
-        dd = haversine_km(dlat, dlon, np.float64(lat), np.float64(lon))
-        dist[place] = (dp, dd)
-        out[:, next(col)] = dp
-        out[:, next(col)] = dd
-    for airport in AIRPORTS:
-        dp, dd = dist[airport]
-        out[:, next(col)] = np.minimum(dp, dd) < AIRPORT_RADIUS_KM
-
-    out[:, next(col)] = df["passenger_count"].to_numpy(dtype="float64", na_value=1.0)
-    assert next(col, None) is None, "every feature column must be filled"
-    return out
+    return features_from_columns(
+        df["pickup_latitude"].to_numpy(dtype="float64"),
+        df["pickup_longitude"].to_numpy(dtype="float64"),
+        df["dropoff_latitude"].to_numpy(dtype="float64"),
+        df["dropoff_longitude"].to_numpy(dtype="float64"),
+        hour=t.hour.to_numpy(),
+        minute=t.minute.to_numpy(),
+        weekday=t.day_of_week.to_numpy(),
+        month=t.month.to_numpy(),
+        year=t.year.to_numpy(),
+        day_of_year=t.day_of_year.to_numpy(),
+        after_fare_rise=t >= FARE_RISE,
+        passengers=df["passenger_count"].to_numpy(dtype="float64", na_value=1.0),
+    )

@@ -7,14 +7,20 @@ as Keras 3 does at inference, in float32:
 
     x -> (x - mean) / max(sqrt(variance), epsilon) -> [x @ W + b -> ReLU]... -> x @ W + b
 
-(Dropout is the identity at inference.) Element-wise steps round exactly as
-TensorFlow's; matrix products may sum in another order, a few float32 ulps apart.
-The weights are saved as `weights.npz` beside the Keras model (no pickle).
+(Dropout is the identity at inference.) The normalisation rounds exactly as
+TensorFlow's. The Dense layers multiply in float64 and the output is rounded to
+float32 once: float32 matrix products change in their last bits with the number
+of rows multiplied together and a row's place among them, so a ride priced alone
+(`core.few_rides`) would now and then differ by a cent from the same ride priced
+in a file. In float64 the order of the sums is far below float32's rounding: a
+ride gets the same fare however it is priced. Against Keras' float32 products
+the outputs differ by a few float32 ulps. The weights are saved as `weights.npz`
+beside the Keras model (no pickle).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +55,12 @@ class DenseNetwork:
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (W (n_in, n_out), b (n_out,)) in order
     activations: tuple[Activation, ...]  # one per layer
     epsilon: float = KERAS_EPSILON
+    # The layers in float64, for the products (see the module's docstring).
+    _wide: tuple[tuple[np.ndarray, np.ndarray], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        wide = tuple((w.astype(np.float64), b.astype(np.float64)) for w, b in self.layers)
+        object.__setattr__(self, "_wide", wide)
 
     @classmethod
     def create(
@@ -107,13 +119,14 @@ class DenseNetwork:
         out = np.empty((len(x), self.n_outputs), dtype=np.float32)
         scale = self.scale()
         for start in range(0, len(x), batch_size):
-            h = x[start : start + batch_size] - self.mean
-            np.divide(h, scale, out=h)
-            for (w, b), act in zip(self.layers, self.activations, strict=True):
+            z = x[start : start + batch_size] - self.mean
+            np.divide(z, scale, out=z)
+            h = z.astype(np.float64)
+            for (w, b), act in zip(self._wide, self.activations, strict=True):
                 h = h @ w
                 h += b
                 if act == "relu":
-                    np.maximum(h, np.float32(0), out=h)
+                    np.maximum(h, 0.0, out=h)
             out[start : start + len(h)] = h
         return out
 

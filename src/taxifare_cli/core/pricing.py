@@ -1,14 +1,17 @@
 """The one pricing path: raw rides in, fares out.
 
-`model predict`, the MLflow pyfunc, the workflow and the web service all price
-rides here, so they agree to the cent. The network's forward pass is passed
-in (`FareModel.predict_features`); this module only types, checks and
-computes features.
+`model predict --input` and the MLflow pyfunc price rides here, so they agree
+to the cent. The network's forward pass is passed in
+(`FareModel.predict_features`); this module only types, checks and computes
+features (evaluation prices clean rides with `FareModel.predict`). One ride
+from the command line and the web service's requests are priced without
+pandas (`core.few_rides.price_few`): the same rules, features and floor, so
+the same fares, bit for bit (tests/unit/test_few_rides.py,
+tests/integration/test_pricing_paths.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,19 +19,25 @@ import numpy as np
 import pandas as pd
 
 from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
-from taxifare_cli.core.features import compute_features
+from taxifare_cli.core.features import N_FEATURES, compute_features
+from taxifare_cli.core.few_rides import MIN_FARE, NEW_YORK_HINT, Forward
 from taxifare_cli.core.schema import COORD_COLUMNS
 
-Forward = Callable[[np.ndarray], np.ndarray]
-InvalidRides = Literal["error", "nan"]
+__all__ = [
+    "MIN_FARE",
+    "NEW_YORK_HINT",
+    "Forward",
+    "InvalidRides",
+    "PreparedRides",
+    "PricedRides",
+    "UnpriceableRides",
+    "prepare_rides",
+    "price_rides",
+    "typed_rides",
+    "utc_times",
+]
 
-NEW_YORK_HINT = (
-    "both ends must lie in New York (latitude 40.5-40.9, longitude -74.3 to -73.7), with 1 to 7 passengers, "
-    "between 2009 and 2030"
-)
-# No ride costs less than the flag drop of the meter ($2.50 through 2009-2015): a network's
-# output below it on an odd ride is an extrapolation, never a negative fare.
-MIN_FARE = 2.50
+InvalidRides = Literal["error", "nan"]
 
 
 class UnpriceableRides(ValueError):
@@ -56,14 +65,38 @@ def price_rides(forward: Forward, rides: pd.DataFrame, *, invalid: InvalidRides 
     datetimes (naive ones are UTC); `passenger_count` defaults to 1. Rides that
     cannot be priced raise UnpriceableRides, or get NaN with `invalid="nan"`.
     """
+    return prepare_rides(rides, invalid=invalid).priced(forward)
+
+
+@dataclass
+class PreparedRides:
+    """Rides checked and turned into features: everything of `price_rides` but the network.
+
+    A file is priced in two stages (`services.prediction`): this one on a reading thread,
+    the forward pass on the other.
+    """
+
+    rows: int
+    kept: np.ndarray  # positions (0..rows-1) of the rides that can be priced
+    features: np.ndarray  # one row per kept ride
+    report: CleaningReport
+
+    def priced(self, forward: Forward) -> PricedRides:
+        fares = np.full(self.rows, np.nan)
+        if len(self.kept):
+            fares[self.kept] = np.maximum(forward(self.features), MIN_FARE)
+        return PricedRides(fares, self.report)
+
+
+def prepare_rides(rides: pd.DataFrame, *, invalid: InvalidRides = "error") -> PreparedRides:
+    """`price_rides` up to the forward pass (same arguments, same UnpriceableRides)."""
     frame = typed_rides(rides)
     clean, report = clean_chunk(frame, require_fare=False, dedupe=False)
     if report.rows_dropped and invalid == "error":
         raise UnpriceableRides(report, len(frame))
-    fares = np.full(len(frame), np.nan)
-    if len(clean):
-        fares[clean.index.to_numpy()] = np.maximum(forward(compute_features(clean)), MIN_FARE)
-    return PricedRides(fares, report)
+    kept = clean.index.to_numpy()
+    features = compute_features(clean) if len(clean) else np.empty((0, N_FEATURES), dtype=np.float32)
+    return PreparedRides(len(frame), kept, features, report)
 
 
 def typed_rides(rides: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +108,8 @@ def typed_rides(rides: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"rides lack the column(s) {', '.join(missing)}")
     n = len(rides)
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["pickup_datetime"] = utc_times(rides["pickup_datetime"]).to_numpy()
+    # .array keeps the timezone-aware dtype (to_numpy would make an object array of Timestamps).
+    out["pickup_datetime"] = utc_times(rides["pickup_datetime"]).array
     for c in COORD_COLUMNS:
         out[c] = pd.to_numeric(rides[c], errors="coerce").astype("float64").to_numpy()
     if "passenger_count" in rides.columns:

@@ -1,23 +1,33 @@
-"""predict_rides / predict_file: fares for raw rides, one or a file streamed in chunks."""
+"""predict_rides / predict_file: fares for raw rides, one or a file streamed in chunks.
+
+One ride from the command line (`predict_ride_fields`) is priced without pandas
+(`core.few_rides`): importing it would take longer than the rest of the process.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from taxifare_cli.artifact import FareModel
-from taxifare_cli.core.cleaning import CleaningReport
-from taxifare_cli.core.pricing import NEW_YORK_HINT, UnpriceableRides
-from taxifare_cli.core.schema import RIDE_FIELDS, TIMESTAMP_FORMAT
+from taxifare_cli.core.few_rides import NEW_YORK_HINT, RideBatch, parse_pickup
+from taxifare_cli.core.schema import RIDE_FIELDS
 from taxifare_cli.errors import DataError, UsageError
 from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file, scratch_dir
-from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks
+from taxifare_cli.files.read_ahead import read_ahead
 from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from taxifare_cli.core.cleaning import CleaningReport
+    from taxifare_cli.core.pricing import PreparedRides
 
 PRED_COLUMN = "fare_prediction"
 
@@ -49,8 +59,8 @@ class FilePrediction:
         }
 
 
-def parse_ride(pairs: list[str]) -> pd.DataFrame:
-    """`["pickup_datetime=2015-01-15 08:30:00 UTC", "pickup_longitude=-73.98", ...]` -> one raw ride."""
+def ride_values(pairs: list[str]) -> dict[str, str]:
+    """`["pickup_datetime=2015-01-15 08:30:00 UTC", "pickup_longitude=-73.98", ...]` -> field: text."""
     values: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -62,18 +72,59 @@ def parse_ride(pairs: list[str]) -> pd.DataFrame:
     missing = [f for f in RIDE_FIELDS if f not in values]
     if missing:
         raise UsageError(f"the ride lacks {', '.join(missing)}", hint="give each with --ride FIELD=VALUE")
+    return values
+
+
+def _numbers(values: dict[str, str]) -> dict[str, float]:
     try:
-        row: dict[str, Any] = {f: [float(values[f])] for f in RIDE_FIELDS if f != "pickup_datetime"}
+        return {f: float(values[f]) for f in RIDE_FIELDS if f != "pickup_datetime"}
     except ValueError as e:
         raise DataError(f"a ride field is not a number: {e}") from None
+
+
+def _not_a_time(text: str) -> DataError:
+    return DataError(
+        f"pickup_datetime {text!r} is not a time", hint="use the raw format, e.g. 2015-01-15 08:30:00 UTC"
+    )
+
+
+def parse_ride(pairs: list[str]) -> pd.DataFrame:
+    """`--ride FIELD=VALUE` pairs -> one raw ride as a DataFrame (for `predict_rides`)."""
+    import pandas as pd
+
+    values = ride_values(pairs)
+    row: dict[str, Any] = {f: [v] for f, v in _numbers(values).items()}
     when = pd.to_datetime([values["pickup_datetime"].replace(" UTC", "")], errors="coerce", utc=True)
     if when.isna().any():
-        raise DataError(
-            f"pickup_datetime {values['pickup_datetime']!r} is not a time",
-            hint=f"use the raw format, e.g. {pd.Timestamp('2015-01-15 08:30').strftime(TIMESTAMP_FORMAT)}",
-        )
+        raise _not_a_time(values["pickup_datetime"])
     row["pickup_datetime"] = when
     return pd.DataFrame(row)
+
+
+def _pickup(text: str) -> datetime:
+    """The time of a ride typed on the command line; pandas reads what ISO 8601 does not cover."""
+    when = parse_pickup(text)
+    if when is not None:
+        return when
+    import pandas as pd  # the rare other spelling ("01/15/2015 08:30"): as parse_ride reads it
+
+    parsed = pd.to_datetime([text.replace(" UTC", "")], errors="coerce", utc=True)
+    if parsed.isna().any():
+        raise _not_a_time(text)
+    return parsed[0].tz_convert(None).to_pydatetime()
+
+
+def predict_ride_fields(registry: ModelRegistry, ref: ModelRef, pairs: list[str]) -> RidePrediction:
+    """The fare of one ride given as `--ride FIELD=VALUE` pairs, priced without pandas."""
+    values = ride_values(pairs)
+    ride: dict[str, Any] = {**_numbers(values), "pickup_datetime": _pickup(values["pickup_datetime"])}
+    with scratch_dir("predict") as tmp:
+        version, model = load_model(registry, ref, Path(tmp))
+        priced = model.price_few(RideBatch.from_records([ride]))
+    reason = priced.reasons[0]
+    if reason is not None:
+        raise DataError(f"cannot price this ride: {reason}", hint=NEW_YORK_HINT)
+    return RidePrediction(version, [round(float(f), 2) for f in priced.fares])
 
 
 def load_model(registry: ModelRegistry, ref: ModelRef, tmp: Path) -> tuple[ModelVersion, FareModel]:
@@ -83,6 +134,8 @@ def load_model(registry: ModelRegistry, ref: ModelRef, tmp: Path) -> tuple[Model
 
 def predict_rides(registry: ModelRegistry, ref: ModelRef, rides: pd.DataFrame) -> RidePrediction:
     """Fares for rides given in full; any ride the model cannot price is an error."""
+    from taxifare_cli.core.pricing import UnpriceableRides
+
     with scratch_dir("predict") as tmp:
         version, model = load_model(registry, ref, Path(tmp))
         try:
@@ -106,7 +159,16 @@ def predict_file(
 
     Rows the model cannot price keep their key with an empty prediction, and are
     counted by reason. Without an output path, the predictions are returned.
+
+    Two stages on two threads: a reader reads the next chunk, checks it and computes its
+    features (pyarrow, pandas and numpy release the GIL for most of it) while this thread
+    runs the network and writes the fares of the one before.
     """
+    import pandas as pd
+
+    from taxifare_cli.core.cleaning import CleaningReport
+    from taxifare_cli.files.ride_csv import file_opener, iter_csv_chunks, write_fares
+
     check_input_file(input_path)
     if output_path is not None:
         check_output_file(output_path, inputs=(input_path,))
@@ -117,32 +179,37 @@ def predict_file(
         version, model = load_model(registry, ref, Path(tmp))
         out_f = None
         if output_path is not None:
-            out_f = stack.enter_context(atomic_open(output_path, "w", newline=""))
+            out_f = stack.enter_context(atomic_open(output_path, "wb"))
+            out_f.write(f"key,{PRED_COLUMN}\n".encode())
         chunks = iter_csv_chunks(
             file_opener(input_path), chunk_size, name=str(input_path), required=RIDE_FIELDS
         )
         task = f"predicting {input_path.name}"
         progress.start(task)
-        header = True
-        for chunk in chunks:
+        for chunk, prepared in read_ahead(_prepared(chunks)):
             malformed = int(chunk.attrs.get("malformed_rows", 0))
-            priced = model.price(chunk, invalid="nan")
+            priced = prepared.priced(model.predict_features)
             report.add(priced.report)
             if malformed:
                 report.rows_in += malformed
                 report.dropped["malformed line"] += malformed
             keys = chunk["key"] if "key" in chunk.columns else pd.Series(range(rows, rows + len(chunk)))
-            frame = pd.DataFrame({"key": keys.to_numpy(), PRED_COLUMN: np.round(priced.fares, 2)})
             if out_f is not None:
-                frame.to_csv(out_f, index=False, header=header)
-                header = False
+                write_fares(out_f, keys, priced.fares, PRED_COLUMN)
             else:
-                collected.append(frame)
+                collected.append(
+                    pd.DataFrame({"key": keys.to_numpy(), PRED_COLUMN: np.round(priced.fares, 2)})
+                )
             rows += len(chunk)
             progress.advance(task, len(chunk))
         progress.finish(task)
-        if out_f is not None and header:  # no rides at all: still a CSV a reader can open
-            out_f.write(f"key,{PRED_COLUMN}\n")
     result = FilePrediction(version, output_path, rows, report.rows_out, report)
     predictions = pd.concat(collected, ignore_index=True) if collected else None
     return result, predictions
+
+
+def _prepared(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, PreparedRides]]:
+    from taxifare_cli.core.pricing import prepare_rides
+
+    for chunk in chunks:
+        yield chunk, prepare_rides(chunk, invalid="nan")

@@ -50,7 +50,9 @@ def test_parse_ride_makes_one_typed_ride_with_one_passenger_by_default() -> None
         (["pickup_datetime=yesterday", *RIDE[1:]], DataError, "pickup_datetime 'yesterday' is not a time"),
     ],
 )
-def test_parse_ride_refuses_what_is_not_a_ride(pairs: list[str], error: type[Exception], message: str) -> None:
+def test_parse_ride_refuses_what_is_not_a_ride(
+    pairs: list[str], error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         parse_ride(pairs)
 
@@ -169,16 +171,16 @@ class PricingFailed(RuntimeError):
 
 @pytest.fixture
 def pricing_fails_on_second_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = FareModel.price
+    real = FareModel.predict_features  # the network: what every pricing path calls once a chunk
     calls = []
 
-    def price(self: FareModel, rides: pd.DataFrame, **kw: object) -> object:
-        calls.append(len(rides))
+    def predict_features(self: FareModel, x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
         if len(calls) % 2 == 0:  # the second chunk of each call of predict_file
             raise PricingFailed("the model broke halfway")
-        return real(self, rides, **kw)  # type: ignore[arg-type]
+        return real(self, x)
 
-    monkeypatch.setattr(FareModel, "price", price)
+    monkeypatch.setattr(FareModel, "predict_features", predict_features)
 
 
 @pytest.mark.usefixtures("pricing_fails_on_second_chunk")
