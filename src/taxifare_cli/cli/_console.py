@@ -7,6 +7,7 @@ are drawn on stderr only when it is a terminal, so cron logs stay clean.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class Output:
         if self.json_mode:
             sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
             sys.stdout.flush()
+        elif isinstance(human, str) and _plain(human, sys.stdout):
+            sys.stdout.write(human + "\n")
         elif human is not None:
             self.out.print(human)
 
@@ -73,7 +76,11 @@ class Output:
 
     # -- messages (stderr) -------------------------------------------------
     def info(self, message: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if _plain(message, sys.stderr):
+            sys.stderr.write(message + "\n")
+        else:
             self.err.print(message, highlight=False)
 
     def success(self, message: str) -> None:
@@ -94,7 +101,9 @@ class Output:
         """A Progress sink (ports.Progress): bars on a terminal, else nothing."""
         from taxifare_cli.ports import SILENT
 
-        if self.quiet or not self.err.is_terminal:
+        if self.quiet or (not _isatty(sys.stderr) and "FORCE_TERMINAL" not in os.environ):
+            return SILENT  # decided without importing rich: a script's quick command stays quick
+        if not self.err.is_terminal:
             return SILENT
         return RichProgress(self.err)
 
@@ -150,6 +159,19 @@ class RichProgress:
 
     def log(self, message: str) -> None:
         self._console.print(message, highlight=False)
+
+
+def _plain(text: str, stream: Any) -> bool:
+    """Text rich would print unchanged: no terminal to style, no markup or emoji code to read.
+    Writing it directly spares a script pricing one ride the import of rich (~0.1 s)."""
+    return not _isatty(stream) and "[" not in text and ":" not in text
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def human_bytes(n: int | None) -> str:
