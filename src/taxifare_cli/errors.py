@@ -6,6 +6,9 @@ the CLI prints the message on one line and exits with the code.
 
 from __future__ import annotations
 
+import errno
+import re
+
 
 class TaxifareError(Exception):
     """Base of every error the tool expects; anything else is a bug (exit 1)."""
@@ -55,6 +58,12 @@ class BusyError(TaxifareError):
     exit_code = 6
 
 
+class DiskFullError(TaxifareError):
+    """No space left on a disk this command writes to (exit 7); nothing was left half-written."""
+
+    exit_code = 7
+
+
 class MissingExtraError(ConfigError):
     """A backend was chosen whose optional dependencies are not installed (exit 3)."""
 
@@ -73,7 +82,32 @@ EXIT_CODES: dict[int, str] = {
     4: "bad input data",
     5: "external service unreachable or refused",
     6: "busy: another workflow run holds the lock",
+    7: "disk full (nothing half-written)",
 }
+
+# [scheme://]user:PASSWORD@host: the password of a URL, however it reached a message or a traceback.
+_URL_PASSWORD = re.compile(r"(?P<head>(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/\s:@'\"]*:)[^@\s/'\"]+@")
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `***`."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+# errno values that mean "the disk (or this user's quota) is full".
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def no_space(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT OSError behind `exc` (itself, its cause or context), if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_SPACE_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class Terminated(BaseException):

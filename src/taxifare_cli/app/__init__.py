@@ -246,6 +246,7 @@ class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
             hp=self.hyperparams,
             from_stage=from_stage,
             progress=self.progress,
+            min_rows=self.settings.training.min_rows,
         )
 
     def viewer_hint(self) -> str | None:
@@ -361,6 +362,7 @@ class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
             psi_threshold=w.psi_threshold,
             ks_threshold=w.ks_threshold,
             engine=w.engine,
+            min_rows=self.settings.training.min_rows,
         )
         return MonthRun(
             month,

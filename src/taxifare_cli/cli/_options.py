@@ -45,7 +45,21 @@ FromStage = Annotated[
 ]
 Epochs = Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)]
 BatchSize = Annotated[int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)]
+MAX_LEARNING_RATE = 1.0  # the same bound as the setting: a larger Adam step only diverges
+
+
+def _learning_rate(value: float | None) -> float | None:
+    """Refuse a rate training cannot use before anything starts (exit 2), not after it diverged."""
+    if value is not None and not 0 < value <= MAX_LEARNING_RATE:  # also refuses nan
+        raise typer.BadParameter(f"{value:g} is not in 0 < x <= {MAX_LEARNING_RATE:g} (try 1e-3)")
+    return value
+
+
 LearningRate = Annotated[
-    float | None, typer.Option(help="Adam learning rate (training.learning_rate).", min=0)
+    float | None,
+    typer.Option(
+        help=f"Adam learning rate, 0 < x <= {MAX_LEARNING_RATE:g} (training.learning_rate).",
+        callback=_learning_rate,
+    ),
 ]
 Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (training.patience).", min=1)]

@@ -203,12 +203,13 @@ def list_(ctx: typer.Context, target: Target = None) -> None:
     rows = []
     for v in versions:
         last_eval = v.evaluations[-1] if v.evaluations else None
+        problem = getattr(v, "problem", None)  # a damaged version, listed so it hides no other
         rows.append(
             (
                 v.version,
                 v.stage,
                 v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-                (v.data.get("train") or {}).get("dataset", ""),
+                f"DAMAGED: {problem}" if problem else (v.data.get("train") or {}).get("dataset", ""),
                 money(v.metrics.get("val_mae")),
                 f"{money(last_eval['mae'])} on {last_eval['dataset']}" if last_eval else "",
                 v.parent_version or "",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from taxifare_cli.errors import DataError, UsageError
+from taxifare_cli.errors import DataError, DiskFullError, UsageError, no_space
 
 PART_SUFFIX = ".part"
 
@@ -79,8 +81,6 @@ def _owner(name: str) -> int | None:
 
 def sweep_leftovers(directory: Path, pattern: str = f".*{PART_SUFFIX}") -> list[Path]:
     """Remove what dead processes left in `directory` (temporary files or folders); what was removed."""
-    import shutil
-
     removed = []
     try:
         candidates = list(directory.glob(pattern))
@@ -109,15 +109,63 @@ def scratch_dir(kind: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def disk_full(path: Path, error: OSError | None = None) -> DiskFullError:
+    """The one message for a full disk: which file was not written, and that nothing is half-written."""
+    # A staging file (`.train_1k.csv.<pid>.<random>.part`) is named as the file it was to become.
+    staged = re.fullmatch(rf"\.(.+)\.\d+\.[^.]+{re.escape(PART_SUFFIX)}", path.name)
+    name = staged.group(1) if staged else path.name
+    err = DiskFullError(
+        f"no space left on the disk of {path.parent}: {name} was not written (nothing half-written)",
+        hint="free some space, or point the setting for this path at another disk",
+    )
+    err.__cause__ = error
+    return err
+
+
+def ensure_free_space(directory: Path, needed_bytes: int, what: str) -> None:
+    """DiskFullError now, before the work, when `directory`'s disk has less than `needed_bytes` free.
+
+    A check, not a promise (another process may fill the disk meanwhile): the writes stay
+    atomic, so a disk that fills later still leaves nothing half-written.
+    """
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell: the write itself will say
+    if free < needed_bytes:
+        raise DiskFullError(
+            f"not enough space for {what} in {directory}: {_mb(free)} free, {_mb(needed_bytes)} needed",
+            hint="free some space, or point the setting for this path at another disk",
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces `path`, on any failure it is removed."""
-    tmp = temp_path_beside(path)
+    """Yield a temporary path; on success it replaces `path`, on any failure it is removed.
+
+    A full disk (ENOSPC, EDQUOT) anywhere in between becomes one DiskFullError naming `path`.
+    """
+    try:
+        tmp = temp_path_beside(path)
+    except OSError as e:
+        if no_space(e):
+            raise disk_full(path, e) from e
+        raise
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        full = no_space(e)  # also a DiskFullError from a nested atomic write: name the outer target
+        if full is not None:
+            raise disk_full(path, full) from e
         raise
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from taxifare_cli.files.atomic import atomic_path
 
 Opener = Callable[[], IO[bytes]]
 _NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+_QUIET = False  # the unraisable-hook filter of _quiet_undecodable_rows is installed
 _BYTES_PER_ROW = 110  # a raw ride line is about 100 bytes; sizes the reader's blocks
 
 
@@ -97,19 +99,24 @@ def iter_csv_chunks(
             yield df
         return
     except pa.ArrowInvalid as e:
-        if "UTF8" in str(e):
+        # pyarrow names a bad byte "UTF8" only in a string column; a bad byte in a line of the wrong
+        # length reaches the invalid-row handler undecodable and comes back as "Expected N columns".
+        if "UTF8" in str(e) or _first_non_utf8(opener) is not None:
             raise _not_utf8(opener, name) from None
         # else some value did not parse: read again leniently, after what was already given
     skip = emitted
-    for df in _read(opener, chunk_size, columns, lenient=True):
-        if skip >= len(df):
-            skip -= len(df)
-            continue
-        if skip:
-            df = df.iloc[skip:]
-            df.attrs = {"malformed_rows": 0}
-            skip = 0
-        yield df
+    try:
+        for df in _read(opener, chunk_size, columns, lenient=True):
+            if skip >= len(df):
+                skip -= len(df)
+                continue
+            if skip:
+                df = df.iloc[skip:]
+                df.attrs = {"malformed_rows": 0}
+                skip = 0
+            yield df
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{name} cannot be read as CSV: {str(e).splitlines()[0][:200]}") from None
 
 
 def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool) -> Iterator[pd.DataFrame]:
@@ -131,6 +138,7 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
     )
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
+    _quiet_undecodable_rows()
     with opener() as f:
         try:
             reader = pacsv.open_csv(
@@ -158,18 +166,44 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
         yield df
 
 
-def _not_utf8(opener: Opener, name: str) -> DataError:
-    """The error for a file that is not UTF-8 text, naming the first line that is not."""
+def _quiet_undecodable_rows() -> None:
+    """Keep pyarrow's "Exception ignored" report of an invalid row it cannot decode off stderr.
+
+    pyarrow decodes a bad row's text before calling `on_bad_line`; when that fails it prints
+    the UnicodeDecodeError as unraisable and fails the read, which `iter_csv_chunks` then
+    reports as one line naming the line that is not UTF-8. Installed once, for every thread.
+    """
+    global _QUIET
+    if _QUIET:
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        ours = getattr(unraisable.object, "__qualname__", "").endswith("on_bad_line")
+        if not (ours and isinstance(unraisable.exc_value, UnicodeDecodeError)):
+            previous(unraisable)
+
+    sys.unraisablehook, _QUIET = hook, True
+
+
+def _first_non_utf8(opener: Opener) -> tuple[int, int] | None:
+    """(line number, byte in the line), both from 1, of the first byte that is not UTF-8; None if all are."""
     with opener() as f:
         for number, line in enumerate(f, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as e:
-                return DataError(
-                    f"{name} line {number} is not UTF-8 text (byte {e.start + 1} of the line)",
-                    hint="re-encode the file, e.g. iconv -f latin1 -t utf-8",
-                )
-    return DataError(f"{name} is not UTF-8 text", hint="re-encode the file, e.g. iconv -f latin1 -t utf-8")
+                return number, e.start + 1
+    return None
+
+
+def _not_utf8(opener: Opener, name: str) -> DataError:
+    """The error for a file that is not UTF-8 text, naming the first line that is not."""
+    hint = "re-encode the file, e.g. iconv -f latin1 -t utf-8"
+    where = _first_non_utf8(opener)
+    if where is None:
+        return DataError(f"{name} is not UTF-8 text", hint=hint)
+    return DataError(f"{name} line {where[0]} is not UTF-8 text (byte {where[1]} of the line)", hint=hint)
 
 
 def file_opener(path: Path) -> Opener:

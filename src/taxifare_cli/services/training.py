@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ from taxifare_cli.core.cleaning import CleaningReport
 from taxifare_cli.core.features import N_FEATURES, min_variance
 from taxifare_cli.core.model import HyperParams, MetricAccumulator, RunningStats, build_model, compile_model
 from taxifare_cli.errors import STOP, DataError
+from taxifare_cli.files.atomic import ensure_free_space
 from taxifare_cli.ports import (
     SILENT,
     DataStore,
@@ -33,6 +35,9 @@ from taxifare_cli.services.feature_cache import FeatureFile, build_feature_file
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
+
+DEFAULT_MIN_ROWS = 100  # training.min_rows: fewer clean rows fit noise, and the version would be registered
+_FEATURE_ROW_BYTES = (N_FEATURES + 1) * 4  # one float32 row of the feature file (features, target)
 
 
 @dataclass
@@ -144,11 +149,18 @@ def train_model(
     from_stage: Stage | None = None,
     progress: Progress = SILENT,
     work_dir: Path | None = None,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> TrainResult:
-    """Fit on `train_name`, early-stop on `val_name`, register a new version."""
+    """Fit on `train_name`, early-stop on `val_name`, register a new version.
+
+    Refused before any work when a disk could not hold the feature files or the new
+    version (DiskFullError), and after cleaning when fewer than `min_rows` rows are
+    left (DataError); a training that diverged (a loss of NaN) registers nothing.
+    """
     started = time.monotonic()
     parent: FareModel | None = None
     parent_version: ModelVersion | None = None
+    _check_space(store, registry, train_name, val_name, hp, work_dir)
     with tempfile.TemporaryDirectory(prefix="taxifare-train-", dir=work_dir) as tmp:
         tmpdir = Path(tmp)
         if from_stage is not None:
@@ -177,6 +189,12 @@ def train_model(
         )
         if val_ff.rows == 0:
             raise DataError(f"{val_name} has no usable rows after cleaning ({_dropped(val_ff.report)})")
+        if train_ff.rows < min_rows:
+            raise DataError(
+                f"{train_name} has {train_ff.rows} clean row(s), fewer than the {min_rows} needed to train "
+                f"({_dropped(train_ff.report)}); nothing was registered",
+                hint="train on a larger dataset, or lower training.min_rows (TAXIFARE_TRAINING__MIN_ROWS)",
+            )
 
         import keras
 
@@ -207,6 +225,7 @@ def train_model(
                 # Without a smaller step late on, more data buys almost nothing.
                 keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.3, patience=2, min_lr=1e-5),
                 _EpochProgress(progress, hp.epochs),
+                keras.callbacks.TerminateOnNaN(),  # a diverged fit stops at once; refused below
             ],
             shuffle=False,  # the dataset shuffles itself, block by block
             verbose=0,
@@ -214,10 +233,15 @@ def train_model(
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
         epochs_run = len(history.get("loss", []))
         val_mae = history.get("val_mae", [math.nan])
-        best_epoch = int(np.nanargmin(val_mae)) + 1 if val_mae else epochs_run
+        losses = history.get("loss", [])
+        if not losses or not math.isfinite(losses[-1]) or not np.isfinite(val_mae).any():
+            raise _diverged(hp, epochs_run)
+        best_epoch = int(np.nanargmin(val_mae)) + 1
 
         model = FareModel.new(network, trained_on=train_name)
         metrics = {f"val_{k}": v for k, v in evaluate_feature_file(model, val_ff).items() if k != "rows"}
+        if not all(math.isfinite(v) for v in metrics.values()):
+            raise _diverged(hp, epochs_run)
         metrics.update(
             train_rows=float(train_ff.rows),
             val_rows=float(val_ff.rows),
@@ -283,4 +307,41 @@ def _dropped(report: CleaningReport) -> str:
     if not report.rows_in:
         return "the file has no rows"
     parts = [f"{n} {reason}" for reason, n in report.dropped.most_common()]
+    if not parts:
+        return f"{report.rows_in} read, none dropped"
     return f"{report.rows_in} read; dropped " + ", ".join(parts)
+
+
+def _diverged(hp: HyperParams, epochs_run: int) -> DataError:
+    return DataError(
+        f"training diverged (the loss became NaN or infinite by epoch {epochs_run} at learning rate "
+        f"{hp.learning_rate:g}); nothing was registered",
+        hint="lower --learning-rate (training.learning_rate), e.g. 1e-3",
+    )
+
+
+def _check_space(
+    store: DataStore,
+    registry: ModelRegistry,
+    train_name: str,
+    val_name: str,
+    hp: HyperParams,
+    work_dir: Path | None,
+) -> None:
+    """A full disk found now, not after an hour of training: the feature files, then the new version."""
+    rows = 0
+    for name in (train_name, val_name):
+        info = store.describe(name)
+        rows += info.rows or 0 if info else 0
+    ensure_free_space(Path(work_dir or tempfile.gettempdir()), rows * _FEATURE_ROW_BYTES, "the feature files")
+    # Registries that can tell (the local one) check their disk for a version of this size.
+    check = getattr(registry, "check_space", None)
+    if callable(check):
+        check(_version_bytes(hp))
+
+
+def _version_bytes(hp: HyperParams) -> int:
+    """About what a saved version takes: weights (Keras with Adam's two moments, and numpy) and plots."""
+    units = [N_FEATURES, *hp.hidden_layers, 1]
+    weights = sum((a + 1) * b for a, b in itertools.pairwise(units))
+    return weights * 4 * 4 + 2_000_000

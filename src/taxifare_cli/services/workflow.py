@@ -31,7 +31,7 @@ from taxifare_cli.ports import (
 from taxifare_cli.services.data import fetch_data
 from taxifare_cli.services.evaluation import evaluate_model
 from taxifare_cli.services.registry import promote_model
-from taxifare_cli.services.training import train_model
+from taxifare_cli.services.training import DEFAULT_MIN_ROWS, train_model
 
 if TYPE_CHECKING:
     from taxifare_cli.core.model import HyperParams
@@ -70,6 +70,7 @@ class WorkflowOptions:
     psi_threshold: float
     ks_threshold: float
     engine: str
+    min_rows: int = DEFAULT_MIN_ROWS  # training.min_rows: the fewest clean rows a challenger trains on
 
 
 @dataclass
@@ -227,6 +228,7 @@ class MonthRun:
                 hp=self.hp,
                 from_stage="Production" if parent is not None else None,
                 progress=self.progress,
+                min_rows=self.options.min_rows,
             )
             done = {
                 "version": trained.version.version,

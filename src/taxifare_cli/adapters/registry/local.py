@@ -7,7 +7,11 @@ Layout under `<root>/<model name>/`:
   promotions.jsonl          every promotion, appended
   .lock                     an flock held while anything is written
 A version directory is complete before it gets its number: it is built under a
-temporary name and renamed, so a reader never sees half a version.
+temporary name and renamed, so a reader never sees half a version. `version.json`
+records the sha256 of every artifact file (integrity.py); a version whose files no
+longer match is refused when loaded. A damaged version (unreadable version.json,
+an empty folder) is listed as such by `list` and refused by everything else, naming
+the file; the other versions stay usable.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taxifare_cli.adapters.registry.integrity import CHECKSUMS, digest_files, verify_artifact
 from taxifare_cli.core.vocabulary import LOADABLE_STAGES, STAGES, displaced
-from taxifare_cli.errors import STOP, ConfigError, NotFoundError, UsageError
-from taxifare_cli.files.atomic import sweep_leftovers, write_json_atomic
+from taxifare_cli.errors import STOP, ConfigError, DataError, NotFoundError, UsageError
+from taxifare_cli.files.atomic import ensure_free_space, sweep_leftovers, write_json_atomic
 from taxifare_cli.files.plots import draw_plots
 from taxifare_cli.ports import ModelRef, ModelVersion, Promotion, Stage, TrainingRecord
 
@@ -35,6 +41,17 @@ if TYPE_CHECKING:
 
 ARTIFACT = "artifact"
 PLOTS = "plots"
+SPACE_MARGIN = 10_000_000  # bytes kept free beyond a version's own size when saving one
+
+
+@dataclass
+class BrokenVersion(ModelVersion):
+    """A version folder that cannot be read; `list` shows it so one bad version hides no other."""
+
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return super().as_dict() | {"problem": self.problem}
 
 
 class LocalRegistry:
@@ -69,8 +86,25 @@ class LocalRegistry:
         path = self.dir / "stages.json"
         if not path.is_file():
             return {"Staging": None, "Production": None, "archived": []}
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise self._bad_stages(path, f"is not valid JSON ({e})") from e
+        if not isinstance(data, dict) or not _valid_stages(data):
+            raise self._bad_stages(
+                path, 'is not {"Staging": N|null, "Production": N|null, "archived": [N, ...]}'
+            )
         return data
+
+    def _bad_stages(self, path: Path, what: str) -> DataError:
+        replayed = replay_promotions(self.promotions())
+        held = ", ".join(f"{s} version {v}" for s, v in replayed.items() if s != "archived" and v is not None)
+        said = f"; promotions.jsonl ends with {held}" if held else ""
+        return DataError(
+            f"the registry's stage file {path} {what}",
+            hint=f"move it aside (every version is then in no stage) and promote again with "
+            f"`taxifare model promote`{said}",
+        )
 
     def _stage_of(self, version: int, stages: dict[str, Any]) -> Stage:
         if stages.get("Production") == version:
@@ -86,11 +120,27 @@ class LocalRegistry:
             return []
         return sorted(int(p.name) for p in self.versions_dir.iterdir() if p.name.isdigit())
 
+    def _record(self, version: int) -> dict[str, Any]:
+        """The parsed version.json of `version`: NotFoundError if no such version, DataError if damaged."""
+        folder = self.versions_dir / str(version)
+        path = folder / "version.json"
+        if not folder.is_dir():
+            raise NotFoundError(f"model version {version} does not exist", hint="see `taxifare model ls`")
+        hint = "the version is damaged: move its folder aside, or restore it from a backup"
+        if not path.is_file():
+            raise DataError(f"model version {version} is incomplete: {path} is missing", hint=hint)
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            ModelVersion.from_dict(payload)  # the fields a version must have
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"model version {version}: {path} is unreadable ({_why(e)})", hint=hint) from e
+        return payload
+
     def _read(self, version: int, stages: dict[str, Any]) -> ModelVersion:
         path = self.versions_dir / str(version) / "version.json"
-        if not path.is_file():
-            raise NotFoundError(f"model version {version} does not exist", hint="see `taxifare model ls`")
-        mv = ModelVersion.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        mv = ModelVersion.from_dict(self._record(version))
         mv.stage = self._stage_of(version, stages)
         plots = path.parent / PLOTS
         if plots.is_dir():
@@ -100,7 +150,13 @@ class LocalRegistry:
     def save(self, artifact_dir: Path, record: TrainingRecord) -> ModelVersion:
         with tempfile.TemporaryDirectory(prefix="taxifare-plots-") as drawn:
             plots = draw_plots(record, Path(drawn))  # outside the lock: drawing takes a second
+            size = sum(p.stat().st_size for p in [*artifact_dir.rglob("*"), *plots] if p.is_file())
+            ensure_free_space(self.versions_dir, size + SPACE_MARGIN, "a new model version")
             return self._save(artifact_dir, record, plots)
+
+    def check_space(self, needed_bytes: int) -> None:
+        """DiskFullError before training when the registry's disk could not take a new version."""
+        ensure_free_space(self.versions_dir, needed_bytes + SPACE_MARGIN, "a new model version")
 
     def _save(self, artifact_dir: Path, record: TrainingRecord, plots: builtins.list[Path]) -> ModelVersion:
         with self._locked():
@@ -125,7 +181,9 @@ class LocalRegistry:
                     git_commit=record.git_commit,
                     parent_version=record.parent_version,
                 )
-                payload = mv.as_dict() | {"history": record.history}
+                # What the artifact is, byte for byte: checked before every load (integrity.py).
+                checksums = digest_files(staging / ARTIFACT)
+                payload = mv.as_dict() | {"history": record.history, CHECKSUMS: checksums}
                 write_json_atomic(staging / "version.json", payload)
                 STOP.check()  # the commit point: a stop asked meanwhile leaves no version
                 os.rename(staging, self.versions_dir / str(number))
@@ -153,13 +211,27 @@ class LocalRegistry:
         return self._read(self._resolve(ref, stages), stages)
 
     def fetch_artifact(self, ref: ModelRef, dest: Path) -> tuple[ModelVersion, Path]:
-        mv = self.get(ref)
-        # Artifacts are immutable once written: read them in place, no copy.
-        return mv, self.versions_dir / str(mv.version) / ARTIFACT
+        stages = self._stages()
+        number = self._resolve(ref, stages)
+        recorded = self._record(number).get(CHECKSUMS)
+        mv = self._read(number, stages)
+        # Artifacts are immutable once written: read them in place, no copy, once verified.
+        artifact = self.versions_dir / str(number) / ARTIFACT
+        verify_artifact(
+            artifact, recorded if isinstance(recorded, dict) else None, what=f"model version {number}"
+        )
+        return mv, artifact
 
     def list(self) -> list[ModelVersion]:
         stages = self._stages()
-        return [self._read(n, stages) for n in self._numbers()]
+        versions: list[ModelVersion] = []
+        for n in self._numbers():
+            try:
+                versions.append(self._read(n, stages))
+            except DataError as e:  # listed, flagged; the others still show
+                when = datetime.fromtimestamp((self.versions_dir / str(n)).stat().st_mtime, timezone.utc)
+                versions.append(BrokenVersion(n, self._stage_of(n, stages), when, problem=e.message))
+        return versions
 
     def promote(self, version: int, stage: Stage, *, by: str) -> Promotion:
         if stage not in STAGES:
@@ -184,21 +256,62 @@ class LocalRegistry:
             stages["archived"] = sorted(set(archived))
             promotion = Promotion(version, stage, previous, datetime.now(timezone.utc), by)
             write_json_atomic(self.dir / "stages.json", stages)
-            with (self.dir / "promotions.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps(promotion.as_dict()) + "\n")
+            _append_line(self.dir / "promotions.jsonl", json.dumps(promotion.as_dict()))
             return promotion
 
     def promotions(self) -> builtins.list[dict[str, Any]]:
         path = self.dir / "promotions.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        entries = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill mid-append, or damaged: the others still count
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
 
     def record_evaluation(self, version: int, evaluation: dict[str, Any]) -> None:
         with self._locked():
             path = self.versions_dir / str(version) / "version.json"
-            if not path.is_file():
-                raise NotFoundError(f"model version {version} does not exist")
-            payload = json.loads(path.read_text(encoding="utf-8"))
+            payload = self._record(version)
             payload.setdefault("evaluations", []).append(evaluation)
             write_json_atomic(path, payload)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """`line` on a line of its own: after a line a kill cut short, on the next one, so both are not lost."""
+    with path.open("ab") as f:
+        cut = False
+        if f.tell() > 0:
+            with path.open("rb") as r:
+                r.seek(-1, os.SEEK_END)
+                cut = r.read(1) != b"\n"
+        f.write((b"\n" if cut else b"") + line.encode("utf-8") + b"\n")
+
+
+def _valid_stages(data: dict[str, Any]) -> bool:
+    held_ok = all(data.get(s) is None or type(data.get(s)) is int for s in LOADABLE_STAGES)
+    archived = data.get("archived", [])
+    return held_ok and isinstance(archived, list) and all(type(v) is int for v in archived)
+
+
+def replay_promotions(log: builtins.list[dict[str, Any]]) -> dict[str, Any]:
+    """Which version each stage holds after the promotions in `log`, in order (to rebuild stages.json)."""
+    stages: dict[str, Any] = {"Staging": None, "Production": None}
+    for p in log:
+        version, stage = p.get("version"), p.get("stage")
+        for s in ("Staging", "Production"):
+            if stages[s] == version:
+                stages[s] = None
+        if stage in stages:
+            stages[stage] = version
+    return stages
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"no {e.args[0]!r} field"
+    return str(e).split("\n")[0]

@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from taxifare_cli.errors import ConfigError, MissingExtraError, NotFoundError, ServiceError, TaxifareError
+from taxifare_cli.errors import (
+    ConfigError,
+    MissingExtraError,
+    NotFoundError,
+    ServiceError,
+    TaxifareError,
+    redact,
+)
 
 KNOWN_SCHEMES = ("http", "https", "databricks", "file", "sqlite", "postgresql", "mysql", "mssql")
 # Text of the exceptions requests/urllib3 raise when nothing answers.
@@ -90,6 +97,11 @@ def check_uri(uri: str) -> str:
             )
     elif re.match(r"^[\w.-]+:\d+(/|$)", uri):
         raise ConfigError(f"MLflow tracking URI {uri!r} has no scheme", hint=f"did you mean http://{uri}?")
+    elif uri != "databricks":  # a bare path would be a file store, which MLflow 3 refuses late
+        raise ConfigError(
+            f"MLflow tracking URI {uri!r} is not a URL",
+            hint="use the server's URL (http://127.0.0.1:5000), or sqlite:///path/mlflow.db",
+        )
     return uri
 
 
@@ -142,6 +154,7 @@ def map_error(e: Exception, action: str, tracking_uri: str) -> TaxifareError | N
     first = text.strip().splitlines()[0][:300] if text.strip() else type(e).__name__
     code = getattr(e, "error_code", None)
     status = getattr(getattr(e, "response", None), "status_code", None) or status_in(text)
+    tracking_uri = redact(tracking_uri)  # its password, if it has one, is no one's to read
     where = f"the MLflow server at {tracking_uri}"
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "")
     tries = f"tried {int(retries) + 1} times" if retries.isdigit() else "after retries"
@@ -171,6 +184,8 @@ def map_error(e: Exception, action: str, tracking_uri: str) -> TaxifareError | N
         )
     if isinstance(e, MlflowException):
         return ServiceError(f"{where} failed while {action}: {first}", hint="see the server's log")
+    if isinstance(e, ValueError) and "MLFLOW_" in text:  # MLflow reads its own settings lazily
+        return ConfigError(f"an MLFLOW_ environment variable is invalid: {first}", hint="fix or unset it")
     return None
 
 

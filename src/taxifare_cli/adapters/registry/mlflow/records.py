@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taxifare_cli.adapters.registry.integrity import digest_files, verify_artifact
 from taxifare_cli.core.vocabulary import Stage
+from taxifare_cli.errors import DataError
 from taxifare_cli.files.plots import learning_curve_png, residuals_png
 from taxifare_cli.ports import ModelVersion, TrainingRecord
 
@@ -29,6 +31,7 @@ STAGE_TAG = TAG + "stage"
 CONTEXT_TAG = "context"  # "train" or "evaluate"
 PROMOTION_LOG_TAG = TAG + "promotions"  # on the registered model: the last promotions, JSON
 PROMOTION_LOG_LENGTH = 200
+CHECKSUMS_TAG = TAG + "checksums"  # on a version: sha256 of each file of its FareModel directory
 # Params that look like these are readable by every MLflow user: never logged.
 SECRET_KEY = re.compile(r"token|secret|password|passwd|credential|api_?key", re.IGNORECASE)
 PARAM_TEXT_LIMIT = 6000
@@ -70,6 +73,26 @@ def version_tags(record: TrainingRecord) -> dict[str, str]:
     if record.parent_version is not None:
         tags[TAG + "parent_version"] = str(record.parent_version)
     return tags
+
+
+def checksum_tags(artifact_dir: Path) -> dict[str, str]:
+    """The sha256 of every artifact file, as a version tag: checked after each download."""
+    return {CHECKSUMS_TAG: json.dumps(digest_files(artifact_dir), sort_keys=True)}
+
+
+def verify_download(mv: Any, directory: Path) -> None:
+    """DataError naming the downloaded file that differs from the checksums saved with `mv`.
+
+    A version registered before checksums were recorded (or by another tool) has none:
+    its files are checked for shape only.
+    """
+    raw = (mv.tags or {}).get(CHECKSUMS_TAG)
+    try:
+        recorded = json.loads(raw) if raw else None
+    except ValueError as e:
+        raise DataError(f"MLflow model version {mv.version}: its {CHECKSUMS_TAG} tag is not JSON") from e
+    checksums = recorded if isinstance(recorded, dict) else None
+    verify_artifact(directory, checksums, what=f"MLflow model version {mv.version}")
 
 
 def to_port(

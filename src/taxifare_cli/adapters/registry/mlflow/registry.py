@@ -1,11 +1,11 @@
 """MlflowRegistry: model versions, runs and stages on an MLflow tracking server.
 
 How the registry port maps onto MLflow (3.x):
-  save                one run in the experiment (context=train): params, per-epoch metrics,
-                      final metrics, data-seen tags, plots and the feature config (see
-                      records.py); the model logged as a pyfunc that takes raw ride columns
-                      (see pyfunc.py); then a new version of the registered model. A failure
-                      before the version exists marks the run FAILED and registers nothing.
+  save                one run (context=train): params, per-epoch and final metrics, data-seen
+                      tags, plots, the feature config (records.py); the model logged as a pyfunc
+                      on raw ride columns (pyfunc.py); then a new version, tagged with the sha256
+                      of each artifact file, checked after every download. A failure before
+                      the version exists marks the run FAILED and registers nothing.
   stages              aliases (`production`, `staging`, configurable). Archived is a version
                       tag `taxifare.stage=Archived`; the legacy MLflow stage follows if asked.
   promote             moves the alias, archives the previous holder, records who, when and
@@ -148,7 +148,7 @@ class MlflowRegistry:
                         self.model_name,
                         source=f"models:/{model_id}",
                         run_id=run_id,
-                        tags=R.version_tags(record),
+                        tags=R.version_tags(record) | R.checksum_tags(artifact_dir),
                         model_id=model_id,
                         await_creation_for=max(30, int(self.timeout_s)),
                     )
@@ -195,6 +195,7 @@ class MlflowRegistry:
                         "`taxifare model train --target mlflow`",
                     ) from e
                 raise
+            R.verify_download(mv, Path(path))  # the files saved, byte for byte, or a DataError
             return R.to_port(mv, aliases, self.aliases, []), Path(path)
 
     def list(self) -> list[ModelVersion]:
@@ -203,16 +204,12 @@ class MlflowRegistry:
             aliases = self._aliases(missing_ok=True)
             if aliases is None:
                 return []
-            versions: list[MlflowModelVersion] = []
-            token: str | None = None
-            while True:
-                page = client.search_model_versions(
-                    f"name = {R.quote(self.model_name)}", max_results=1000, page_token=token
-                )
+            query = f"name = {R.quote(self.model_name)}"
+            page = client.search_model_versions(query, max_results=1000)
+            versions: list[MlflowModelVersion] = list(page)
+            while page.token:  # another page
+                page = client.search_model_versions(query, max_results=1000, page_token=page.token)
                 versions.extend(page)
-                token = page.token
-                if not token:
-                    break
             evaluations = self._evaluations(None)
             return sorted(
                 (R.to_port(v, aliases, self.aliases, evaluations.get(int(v.version), [])) for v in versions),
