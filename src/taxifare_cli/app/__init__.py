@@ -233,11 +233,11 @@ class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
     def train(
         self, size: str | None = None, month: str | None = None, *, from_stage: LoadableStage | None = None
     ) -> TrainResult:
-        """Fit on train_<part>, early-stop on val_<part>, register a new version."""
+        """Fit on train_<part>, early-stop on val_<part>, register a new version, publish its record."""
         from taxifare_cli.services.training import train_model
 
         part, val_part = self.training_parts(size, month)
-        return train_model(
+        result = train_model(
             self.store,
             self.registry,
             train_name=f"train_{part}",
@@ -248,6 +248,9 @@ class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
             progress=self.progress,
             min_rows=self.settings.training.min_rows,
         )
+        # With a bucket, machines with another registry can reproduce it (`model reproduce`).
+        result.published = self.publish(result.version)
+        return result
 
     def viewer_hint(self) -> str | None:
         """Once per local MLflow store: the command that opens it in the MLflow UI (None otherwise)."""
@@ -414,4 +417,9 @@ class Taxifare(MonthsInOrder, CloudTraining, DataVersions):
         with self.history.lock():
             steps = self.month_run(chosen)
             engine.run(steps)
-        return WorkflowRun(chosen, "done", outcome=steps.outcome)
+        run = WorkflowRun(chosen, "done", outcome=steps.outcome)
+        if steps.outcome.challenger_version is not None:  # write-once: a resumed month writes nothing
+            published = self.publish(self.registry.get(ModelRef(version=steps.outcome.challenger_version)))
+            if published is not None and published.warning:
+                run.warnings.append(published.warning)
+        return run

@@ -9,16 +9,27 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from taxifare_cli.core.vocabulary import CloudStore, StoreBackend
-from taxifare_cli.ports import SILENT, DatasetInfo, DataStore, FileStore, ModelRegistry, Progress
+from taxifare_cli.ports import (
+    SILENT,
+    DatasetInfo,
+    DataStore,
+    FileStore,
+    ModelRecords,
+    ModelRegistry,
+    ModelVersion,
+    Progress,
+)
 from taxifare_cli.settings import Settings
 
 if TYPE_CHECKING:
+    from taxifare_cli.services.model_record import Publication
     from taxifare_cli.services.reproduce import ReproduceResult
     from taxifare_cli.services.transfer import TransferStep
 
 
 class DataVersions:
-    """`data fetch --source gcs|bigquery [--checksum]`, `data ls --versions`, `model reproduce`."""
+    """`data fetch --source gcs|bigquery [--checksum]`, `data ls --versions`, `model reproduce`,
+    and the versions' records published to the bucket for machines with another registry."""
 
     settings: Settings
     progress: Progress = SILENT
@@ -91,8 +102,42 @@ class DataVersions:
             registry=self.registry,
             local=self.local,
             places=[s for s in stores if s.kind != self.local.kind],
+            records=self.model_records(),
+            model_name=self.model_name,
             dry_run=dry_run,
             register=register,
             tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
             progress=self.progress,
         )
+
+    # -- model records in the bucket --------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The model's name in the registry in use: its records' folder in the bucket."""
+        if self.settings.registry.backend == "mlflow":
+            return self.settings.mlflow.model_name
+        return self.settings.registry.model_name
+
+    def model_records(self) -> ModelRecords | None:
+        """The bucket's model records when a bucket is configured (storage.bucket), else None."""
+        if not self.settings.storage.bucket:
+            return None
+        store = self.store_named("gcs")
+        return store if isinstance(store, ModelRecords) else None
+
+    def publish(self, mv: ModelVersion) -> Publication | None:
+        """Publish a just-registered version's record to the bucket (None: no bucket); never raises."""
+        from taxifare_cli.services.model_record import Publication, publish_version
+
+        if not self.settings.storage.bucket:
+            return None
+        try:
+            records = self.model_records()
+        except Exception as e:  # the gcp extra missing, a bad bucket name: the version stays registered
+            return Publication(
+                mv.version, "the bucket", "failed", f"version {mv.version} was not published: {e}"
+            )
+        if records is None:
+            return None
+        return publish_version(records, self.model_name, mv)

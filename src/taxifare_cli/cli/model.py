@@ -86,6 +86,8 @@ def train(
         f"on {int(m['val_rows']):,} rows; {result.epochs_run} epochs (best {result.best_epoch}), "
         f"{result.duration_s:.0f} s",
     )
+    if result.published is not None and result.published.warning:
+        out.warn(result.published.warning)
     out.info(f"next: taxifare model promote --version {result.version.version} --stage Production")
     hint = taxifare.viewer_hint()
     if hint:

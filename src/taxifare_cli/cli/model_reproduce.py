@@ -37,8 +37,10 @@ def reproduce(
 ) -> None:
     """Retrain VERSION on the exact data it saw, with its recorded parameters and seed.
 
-    The data comes from the recorded store, the local file when its checksum
-    matches, else the bucket's copy of that checksum. Exit 0 only when the new
+    The record comes from the registry, else (a version registered on another
+    machine) from the copy published to the bucket. The data comes from the
+    recorded store, the local file when its checksum matches, else the
+    bucket's copy of that checksum. Exit 0 only when the new
     val MAE is within the tolerance of the recorded one; 4 when it is not, or
     when the data is held nowhere. Registers nothing unless --register.
 
@@ -50,6 +52,8 @@ def reproduce(
     if not dry_run:
         out.info(f"reproducing version {version} (training again: this takes as long as it did)")
     result = taxifare.reproduce(version, dry_run=dry_run, register=register, tolerance=tolerance)
+    if result.record_from:
+        out.info(f"version {version} is not in this registry: using its record from {result.record_from}")
     for d in result.data:
         out.info(f"{d.split}: {d.dataset} {d.checksum[:19]} from {d.where} ({d.location})")
         if d.note:

@@ -105,6 +105,8 @@ def _render(out: Output, result: WorkflowRun) -> Any:
     o = result.outcome
     if o.notified is False:
         out.warn(f"the verdict was not delivered: {o.notify_error}")
+    for warning in result.warnings:
+        out.warn(warning)
     return Group(*outcome_lines(o))
 
 

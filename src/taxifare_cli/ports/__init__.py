@@ -20,6 +20,7 @@ from taxifare_cli.ports.data import (
 )
 from taxifare_cli.ports.models import (
     DataSeen,
+    ModelRecords,
     ModelRef,
     ModelRegistry,
     ModelVersion,
@@ -45,6 +46,7 @@ __all__ = [
     "Downloadable",
     "FileStore",
     "JobLaunch",
+    "ModelRecords",
     "ModelRef",
     "ModelRegistry",
     "ModelVersion",

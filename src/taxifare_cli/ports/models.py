@@ -6,7 +6,7 @@ import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from taxifare_cli.core.vocabulary import Stage
 
@@ -150,4 +150,25 @@ class ModelRegistry(Protocol):
 
     def promotions(self) -> builtins.list[dict[str, Any]]:
         """Every promotion kept (Promotion.as_dict()), oldest first."""
+        ...
+
+
+@runtime_checkable
+class ModelRecords(Protocol):
+    """A place shared beyond one registry that keeps each version's record, written once (the bucket).
+
+    It lets a machine whose registry lacks a version reproduce it from the
+    record alone. Records are small JSON documents; nothing is ever replaced.
+    """
+
+    def record_location(self, model: str, version: int) -> str:
+        """Where the record of `model`'s `version` is or would be kept."""
+        ...
+
+    def create_record(self, model: str, version: int, data: bytes) -> bool:
+        """Write the record unless one is held: True if written, False if one was there (left as it is)."""
+        ...
+
+    def read_record(self, model: str, version: int) -> bytes | None:
+        """The record's bytes, or None if none is held."""
         ...

@@ -7,7 +7,9 @@ exact bytes (the recorded store if it still holds them, the local file if
 its sha256 matches, another store under the name, else the bucket's content
 address), retrains with the recorded parameters, and compares the new
 validation MAE with the recorded one. Nothing is registered unless asked:
-the retrained model goes to a sink.
+the retrained model goes to a sink. A version this registry lacks is read
+from the record another machine's registry published to the bucket
+(model_record.py), feature version included.
 
 How close is "the same": on one machine with the same number of CPU threads,
 training is bit-identical (same data, seed and parameters, same MAE to the
@@ -40,6 +42,7 @@ from taxifare_cli.ports import (
     DatasetInfo,
     DataStore,
     FileStore,
+    ModelRecords,
     ModelRef,
     ModelRegistry,
     ModelVersion,
@@ -49,6 +52,7 @@ from taxifare_cli.ports import (
     TrainingRecord,
     VersionedStore,
 )
+from taxifare_cli.services.model_record import RecordedVersion, read_published
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +91,7 @@ class ReproduceResult:
     dry_run: bool = False
     registered: int | None = None
     duration_s: float = 0.0
+    record_from: str | None = None  # the bucket's record, when this registry lacks the version
 
     @property
     def difference(self) -> float | None:
@@ -113,6 +118,7 @@ class ReproduceResult:
             "params": self.params,
             "feature_version": self.feature_version,
             "registered": self.registered,
+            "record_from": self.record_from,
             "duration_s": round(self.duration_s, 2),
         }
 
@@ -123,6 +129,8 @@ def reproduce_model(
     registry: ModelRegistry,
     local: FileStore,
     places: Sequence[DataStore] = (),
+    records: ModelRecords | None = None,
+    model_name: str = "taxifare",
     dry_run: bool = False,
     register: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
@@ -130,14 +138,16 @@ def reproduce_model(
 ) -> ReproduceResult:
     """Retrain `version` on its exact data with its recorded parameters; compare the val MAE.
 
-    `places` are the other configured stores (the bucket, BigQuery). Raises
+    `places` are the other configured stores (the bucket, BigQuery); `records`
+    the bucket's published records of `model_name`, read when the registry has
+    no such version. Raises
     NotFoundError (exit 4) naming the checksum of data held nowhere, DataError
     when the record lacks what a rebuild needs.
     """
     if tolerance < 0:
         raise UsageError("--tolerance cannot be negative")
     started = time.monotonic()
-    mv = registry.get(ModelRef(version=version))
+    mv, published = _find_version(version, registry, records, model_name)
     if mv.parent_version is not None:
         raise DataError(
             f"version {version} was fine-tuned from version {mv.parent_version}: "
@@ -150,7 +160,11 @@ def reproduce_model(
     if "val_mae" not in recorded:
         raise DataError(f"version {version} records no val_mae to compare with")
     with scratch_dir("reproduce") as scratch:
-        feature_version = _feature_version(registry, version, scratch / "artifact")
+        feature_version = (
+            published.feature_version
+            if published is not None
+            else _feature_version(registry, version, scratch / "artifact")
+        )
         if feature_version != FEATURE_VERSION:
             raise DataError(
                 f"version {version} was trained on features v{feature_version}; "
@@ -167,6 +181,7 @@ def reproduce_model(
             params=dict(mv.params),
             feature_version=feature_version,
             dry_run=dry_run,
+            record_from=published.location if published is not None else None,
         )
         if dry_run:
             return result
@@ -192,6 +207,24 @@ def reproduce_model(
     result.registered = trained.version.version if register else None
     result.duration_s = time.monotonic() - started
     return result
+
+
+def _find_version(
+    version: int, registry: ModelRegistry, records: ModelRecords | None, model_name: str
+) -> tuple[ModelVersion, RecordedVersion | None]:
+    """The registry's version, else its record in the bucket (another machine's registry published it)."""
+    try:
+        return registry.get(ModelRef(version=version)), None
+    except NotFoundError as e:
+        if records is None:
+            raise
+        published = read_published(records, model_name, version)
+        if published is None:
+            raise NotFoundError(
+                f"{e.message}, and {records.record_location(model_name, version)} does not exist",
+                hint=e.hint,
+            ) from None
+        return published.version, published
 
 
 def _recorded_params(mv: ModelVersion) -> tuple[HyperParams, int]:

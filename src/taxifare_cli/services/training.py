@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
+    from taxifare_cli.services.model_record import Publication
+
 DEFAULT_MIN_ROWS = 100  # training.min_rows: fewer clean rows fit noise, and the version would be registered
 _FEATURE_ROW_BYTES = (N_FEATURES + 1) * 4  # one float32 row of the feature file (features, target)
 
@@ -51,6 +53,7 @@ class TrainResult:
     duration_s: float
     parent_version: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    published: Publication | None = None  # the record's copy in the bucket (filled by the app)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class TrainResult:
             "duration_s": round(self.duration_s, 2),
             "cleaning": {"train": self.train_report.as_dict(), "val": self.val_report.as_dict()},
             "data": self.version.data,
+            "published": self.published.as_dict() if self.published else None,
         }
 
 

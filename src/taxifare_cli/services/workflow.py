@@ -1,8 +1,8 @@
 """The monthly champion/challenger workflow, as steps any engine runs (ports.MonthSteps).
 
-A month: prepare (fetch train_ and val_<month>, upload them where configured,
-measure drift against what Production was trained on) → evaluate Production
-on val_<month> ‖ train a challenger on train_<month> → decide by the policy →
+A month: prepare (fetch train_ and val_<month>, upload them where configured)
+→ evaluate Production on val_<month> and measure drift against what it was
+trained on ‖ train a challenger on train_<month> → decide by the policy →
 move the challenger → tell a human → record. Each step journals its result,
 so a run killed anywhere is completed by the next run of the month.
 """
@@ -183,9 +183,13 @@ class MonthRun:
                 names, src=self.local, dest=dest, chunk_size=self.chunk_size, progress=self.progress
             )
             self.outcome.uploads += [s.as_dict() for s in steps]
-        self.outcome.drift = self._drift()
 
     def evaluate_champion(self) -> None:
+        self._evaluate_production()
+        # Beside the training, not before it: the challenger does not need it, and it reads two months.
+        self.outcome.drift = self._drift()
+
+    def _evaluate_production(self) -> None:
         if isinstance(self.journal.get("decision"), dict):
             # Decided by a killed run: Production may be the challenger now; keep the numbers it decided on.
             done = self._resume("champion")
@@ -399,12 +403,14 @@ class WorkflowRun:
     outcome: MonthOutcome | None = None
     plan: dict[str, Any] | None = None
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)  # what went wrong without failing the month
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "month": self.month,
             "status": self.status,
             "reason": self.reason or None,
+            **({"warnings": self.warnings} if self.warnings else {}),
             **({"plan": self.plan} if self.plan is not None else {}),
             **(self.outcome.as_dict() if self.outcome is not None else {}),
         }

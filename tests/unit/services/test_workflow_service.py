@@ -333,11 +333,14 @@ def test_manual_stages_a_better_challenger_next_to_production(feb_world: World) 
 def test_drift_is_measured_on_the_second_month_only(feb_world: World, tmp_path: Path) -> None:
     run = feb_world.run("feb")
     run.prepare()
+    assert run.outcome.drift is None  # measured beside the training, not before it
+    run.evaluate_champion()
     drift = run.outcome.drift
     assert isinstance(drift, dict) and drift["reference"] == "train_jan"
     assert "summary" in drift and "items" in drift and drift["current_rows"] > 0
     first = World.new(tmp_path / "first").run("jan")
     first.prepare()
+    first.evaluate_champion()
     assert first.outcome.drift is None
 
 

@@ -10,7 +10,8 @@ Every distinct content put under a name is also kept, once, at a content
 address `<prefix>/versions/sha256/<aa>/<rest>.csv` (a create-only upload:
 `if_generation_match=0`), so a model's recorded checksum finds the bytes it was
 trained on after the name was overwritten. Downloads stream, are hashed on
-the way and checked against the checksum the bucket records.
+the way and checked against the checksum the bucket records. Model version
+records (`<prefix>/models/<model>/<version>.json`) are gcs_records.py's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from taxifare_cli.adapters.storage.gcp_calls import (
     scan_csv,
     sha256_hex,
 )
+from taxifare_cli.adapters.storage.gcs_records import GcsModelRecords
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import ConfigError, DataError, NotFoundError, ServiceError, TaxifareError
 from taxifare_cli.files.ride_csv import iter_csv_chunks
@@ -49,8 +51,8 @@ if TYPE_CHECKING:
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
-class GcsStore(GoogleCloudStore):
-    """`gs://<bucket>/<prefix>/<name>.csv`, described by the blob and its metadata."""
+class GcsStore(GoogleCloudStore, GcsModelRecords):
+    """`gs://<bucket>/<prefix>/<name>.csv`, described by the blob and its metadata; model records too."""
 
     kind = "gcs"
     service = "Cloud Storage"
