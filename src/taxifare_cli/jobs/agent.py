@@ -29,7 +29,12 @@ def _say(message: str) -> None:
 
 
 class LogShipper:
-    """Uploads the job's log file to the folder every `every_s` seconds, and once more at the end."""
+    """Uploads the job's log file to the folder every `every_s` seconds, and once more at the end.
+
+    Every upload is made by the one shipping thread, the last after the job is over: two
+    uploads of log.txt never overlap, so the last one written is the whole log (the store
+    keeps whichever upload finishes last).
+    """
 
     def __init__(self, folder: JobFolder, path: Path | None, every_s: float = 5.0) -> None:
         self.folder = folder
@@ -46,15 +51,18 @@ class LogShipper:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(10)
-        self.ship()
+            self._thread.join()  # each upload is bounded by the store's timeout and retries
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            try:
-                self.ship()
-            except Exception as e:  # a missed upload is retried next time
-                _say(f"could not upload the log: {e}")
+            self._ship()
+        self._ship()  # the whole log, before the done-marker is written
+
+    def _ship(self) -> None:
+        try:
+            self.ship()
+        except Exception as e:  # a missed upload is retried next time; the job goes on
+            _say(f"could not upload the log: {e}")
 
     def ship(self) -> None:
         if self.path is not None and self.path.is_file():
