@@ -45,3 +45,19 @@ def test_a_scratch_folder_of_a_dead_process_is_swept_when_another_is_made(
         assert work.parent == tmp_path and work.name.startswith(f"taxifare-eval-{os.getpid()}-")
         assert not orphan.exists()
     assert not work.exists()
+
+
+def test_only_names_of_ours_are_swept_whatever_digits_others_carry(tmp_path: Path) -> None:
+    # A cloud job's work folder lives in the same temporary folder, and its date looks like a pid.
+    job = tmp_path / "taxifare-20261201-071847-d8ce-mmokupwx"
+    plots = tmp_path / "taxifare-plots-12345678"  # a random suffix made of digits: no pid in it
+    other = tmp_path / "taxifare-notes-2026.txt"
+    orphan = tmp_path / f"taxifare-train-{dead_pid()}-zz9"
+    for path in (job, plots, orphan):
+        path.mkdir()
+    other.write_text("x")
+    assert sweep_leftovers(tmp_path, "taxifare-*") == [orphan]
+    assert job.is_dir() and plots.is_dir() and other.exists()
+    staging = tmp_path / f".new-{dead_pid()}-ab12"
+    staging.mkdir()
+    assert sweep_leftovers(tmp_path, ".new-*") == [staging]

@@ -71,11 +71,22 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+# The names this package gives temporary things, each with the id of the process that made it.
+# Only these shapes count: anything else in the folder (a cloud job's `taxifare-20261201-...`
+# work folder, say) has digits that are not a process id, and is never swept.
+_LEFTOVER_NAMES = (
+    re.compile(r"^\..+\.(\d+)\.[^.]+\.part$"),  # .train_1k.csv.<pid>.<random>.part
+    re.compile(r"^taxifare-[a-z]+-(\d+)-[^-]+$"),  # taxifare-<kind>-<pid>-<random> (scratch_dir)
+    re.compile(r"^\.new-(\d+)-[^-]+$"),  # .new-<pid>-<random> (a registry version being written)
+)
+
+
 def _owner(name: str) -> int | None:
-    """The process id in a leftover's name: `.train_1k.csv.<pid>.<random>.part`, `taxifare-train-<pid>-..`."""
-    for field in name.replace("-", ".").split("."):
-        if field.isdigit():
-            return int(field)
+    """The process id in a leftover's name, or None when the name is not one of ours."""
+    for shape in _LEFTOVER_NAMES:
+        match = shape.match(name)
+        if match:
+            return int(match.group(1))
     return None
 
 

@@ -257,6 +257,7 @@ class FolderProgress:
         self._last_flush = -1e9
         self._dirty = False
         self._lock = threading.Lock()
+        self._uploading = threading.Lock()
 
     def _add(self, line: ProgressLine, *, now: bool = False) -> None:
         with self._lock:
@@ -266,13 +267,16 @@ class FolderProgress:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            if not self._dirty:
-                return
-            data = ("\n".join(self._lines) + "\n").encode()
-            self._dirty = False
-            self._last_flush = self._clock()
-        self.folder.store.write(PROGRESS, data, content_type="application/x-ndjson")
+        # One upload at a time, each with the lines known when it starts: an older upload can
+        # never finish after a newer one and leave the folder with fewer lines.
+        with self._uploading:
+            with self._lock:
+                if not self._dirty:
+                    return
+                data = ("\n".join(self._lines) + "\n").encode()
+                self._dirty = False
+                self._last_flush = self._clock()
+            self.folder.store.write(PROGRESS, data, content_type="application/x-ndjson")
 
     def start(self, task: str, total: float | None = None, unit: str = "rows") -> None:
         self._add(ProgressLine("start", task=task, total=total, unit=unit), now=True)
