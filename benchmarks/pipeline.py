@@ -20,7 +20,7 @@ from benchmarks import reference_floors
 from benchmarks.datasets import rows_store
 from benchmarks.harness import Comparison, Record, Run, median
 
-MIN_RATIO = 0.8
+MIN_RATIO = 0.9  # streamed epochs within 10 % of in-memory fit
 
 
 def _epoch_timer() -> Any:

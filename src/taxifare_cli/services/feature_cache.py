@@ -10,6 +10,8 @@ pages count in the process's resident memory).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +88,27 @@ def build_feature_file(
             _append(f, x, y, rng)
             out.rows += len(y)
     progress.finish(task)
+    _give_back_heap()
     return out
+
+
+def _give_back_heap() -> None:
+    """Hand the reading phase's freed heap back to the system before the epochs start.
+
+    glibc keeps freed chunk buffers mapped: a 5M-row training peaked at 1,078 MiB
+    against 800 MiB with this call, about what 1M rows needs (benchmarks: memory).
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): their allocators are left alone
+        return None
 
 
 def _append(f: IO[bytes], x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
