@@ -251,6 +251,12 @@ def _details_line(r: dict[str, Any]) -> str:
             f"epochs (best {d.get('product_best_epoch')}), original {d.get('original_epochs_run')} epochs; "
             f"predicting the mean: ${d.get('mae_of_predicting_the_mean', 0):.2f}"
             + (f"; original network on the product's features: ${extra:.3f}" if extra else "")
+            + (
+                f"; HistGradientBoosting: {d['boosting_iterations']} iterations "
+                f"on {d.get('boosting_features')} features"
+                if d.get("boosting_iterations") is not None
+                else ""
+            )
             + "."
         )
     if name == "pipeline":
