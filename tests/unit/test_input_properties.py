@@ -22,8 +22,10 @@ from taxifare_cli.errors import DataError, TaxifareError, UsageError
 from taxifare_cli.files.ride_csv import bytes_opener, iter_csv_chunks
 from taxifare_cli.services.prediction import _pickup, parse_ride, ride_values
 
-CSV = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FAST = settings(max_examples=300, deadline=None)
+# A fixed seed in the suite, so that CI never meets a case no one has seen here first; explore with
+# more examples and new seeds by editing these (600 and 3,000 examples passed on 2026-12-01).
+CSV = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=300, deadline=None, derandomize=True)
 HEADER = ",".join(RAW_COLUMNS)
 
 times = st.datetimes(min_value=datetime(2009, 1, 1), max_value=datetime(2015, 12, 31)).map(

@@ -120,3 +120,15 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_read_like_plain_lines() -> Non
     (b,) = read_all(windows, 10)
     pd.testing.assert_frame_equal(a, b)
     assert b.columns[0] == "key" and b["key"].tolist() == ["k1"]
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["typed", "lenient"])
+def test_a_key_that_reads_like_a_null_is_kept_as_written(lenient: bool) -> None:
+    # Found by the property tests: "NaN" is a key a user can give, and predict writes keys back.
+    keys = ["NaN", "NA", "null", "None", "k-1"]
+    lines = [HEADER] + [LINE.replace("2013-07-02 19:54:00.0000003", k).format(fare=5, pax=1) for k in keys]
+    if lenient:  # a value that does not parse sends the file through the lenient pass
+        lines.append(LINE.format(fare="abc", pax=1))
+    df = pd.concat(read_all("\n".join(lines).encode()))
+    assert df["key"].tolist()[: len(keys)] == keys
+    assert df["fare_amount"].tolist()[: len(keys)] == [5.0] * len(keys)

@@ -132,8 +132,8 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
     conv_opts = pacsv.ConvertOptions(
         column_types=_types(columns, lenient),
         include_columns=columns,
-        null_values=_NULLS,
-        strings_can_be_null=True,
+        null_values=_NULLS,  # for the typed columns; the lenient pass coerces its strings itself
+        strings_can_be_null=False,  # a ride's key is text as written: "NaN" or "NA" is a key, not a gap
         timestamp_parsers=[TIMESTAMP_FORMAT, pacsv.ISO8601],
     )
     pending: list[pa.RecordBatch] = []
