@@ -5,7 +5,7 @@ Mixed into Taxifare, whose stores, registry and naming rules it uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from taxifare_cli.core.vocabulary import CloudStore, StoreBackend
@@ -92,6 +92,7 @@ class DataVersions:
         dry_run: bool = False,
         register: bool = False,
         tolerance: float | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> ReproduceResult:
         """Rebuild `version` from its exact data and recorded parameters; compare its val MAE."""
         from taxifare_cli.services.reproduce import DEFAULT_TOLERANCE, reproduce_model
@@ -108,6 +109,7 @@ class DataVersions:
             register=register,
             tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
             progress=self.progress,
+            announce=announce,
         )
 
     # -- model records in the bucket --------------------------------------------------------

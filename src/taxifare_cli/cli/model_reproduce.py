@@ -49,9 +49,9 @@ def reproduce(
     st = state(ctx)
     taxifare = st.app(**{"registry.backend": target})
     out = st.output
-    if not dry_run:
-        out.info(f"reproducing version {version} (training again: this takes as long as it did)")
-    result = taxifare.reproduce(version, dry_run=dry_run, register=register, tolerance=tolerance)
+    result = taxifare.reproduce(
+        version, dry_run=dry_run, register=register, tolerance=tolerance, announce=out.info
+    )
     if result.record_from:
         out.info(f"version {version} is not in this registry: using its record from {result.record_from}")
     for d in result.data:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,6 +135,7 @@ def reproduce_model(
     register: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
     progress: Progress = SILENT,
+    announce: Callable[[str], None] | None = None,
 ) -> ReproduceResult:
     """Retrain `version` on its exact data with its recorded parameters; compare the val MAE.
 
@@ -185,6 +186,8 @@ def reproduce_model(
         )
         if dry_run:
             return result
+        if announce is not None:  # once the version and its data are found: the long part starts
+            announce(f"reproducing version {version} (training again: this takes as long as it did)")
         pinned = _Pinned(found, scratch, progress)
         sink: ModelRegistry = registry if register else _Unregistered()
         from taxifare_cli.services.training import train_model  # TensorFlow: only when training
