@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taxifare_cli.core import feature_math as F
+from taxifare_cli.core.cents import near_half_cent
 from taxifare_cli.core.few_rides import FewPriced, RideBatch, price_few
 from taxifare_cli.core.network import DenseNetwork
 from taxifare_cli.errors import DataError
@@ -113,13 +114,19 @@ class FareModel:
         return self._keras
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """One fare (float32) per feature row, by the numpy forward pass."""
+        """One fare (float32) per feature row: the float32 pass, and the exact one near a half cent.
+
+        Whatever the batch, a fare rounds to the same cent (`core.cents`).
+        """
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
-        if len(x) <= SMALL_BATCH:
-            return self.network.forward(x).ravel()
-        with _one_blas_thread():
-            return self.network.forward(x).ravel()
+        blas = contextlib.nullcontext() if len(x) <= SMALL_BATCH else _one_blas_thread()
+        with blas:
+            fares = self.network.forward(x).ravel()
+            near = near_half_cent(fares)
+            if near.any():
+                fares[near] = self.network.forward_exact(np.asarray(x)[near]).ravel()
+        return fares
 
     def predict(self, rides: pd.DataFrame) -> np.ndarray:
         """Fares for rides already cleaned (see `core.cleaning`); one float per row."""

@@ -58,14 +58,19 @@ def test_a_zero_variance_divides_by_epsilon_as_keras_does() -> None:
     assert net.scale()[0] == np.float32(KERAS_EPSILON)
 
 
-def test_forward_agrees_with_float64_and_does_not_depend_on_the_batch() -> None:
+def test_both_passes_agree_with_float64_and_the_exact_one_does_not_depend_on_the_batch() -> None:
     rng = np.random.default_rng(1)
     net = random_network(rng)
     x = rng.normal(0, 3, (1000, 6)).astype(np.float32)
-    whole = net.forward(x)
-    np.testing.assert_allclose(whole, reference(net, x), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(net.forward(x, batch_size=7), whole, rtol=1e-6, atol=1e-6)
-    assert net.forward(x[:0]).shape == (0, 1)
+    expected = reference(net, x)
+    fast, exact = net.forward(x), net.forward_exact(x)
+    assert fast.dtype == exact.dtype == np.float32
+    np.testing.assert_allclose(fast, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(exact, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(net.forward(x, batch_size=7), fast, rtol=1e-5, atol=1e-5)
+    # float64 products: batched by 7 or by 2048, the same bits.
+    np.testing.assert_array_equal(net.forward_exact(x, batch_size=7), exact)
+    assert net.forward(x[:0]).shape == net.forward_exact(x[:0]).shape == (0, 1)
     with pytest.raises(ValueError, match="rows of 6 features"):
         net.forward(x[:, :5])
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from taxifare_cli.core.cents import in_cents
 from taxifare_cli.core.feature_math import FARE_RISE_AT, features_from_columns
 from taxifare_cli.core.rules import DEFAULT_RULES, CleaningRules
 from taxifare_cli.core.schema import COORD_COLUMNS
@@ -164,7 +165,7 @@ def features_of(rides: RideBatch) -> np.ndarray:
 
 @dataclass
 class FewPriced:
-    """One fare per ride, in order (NaN where it cannot be priced), and why not."""
+    """One fare per ride in cents, in order (NaN where it cannot be priced), and why not."""
 
     fares: np.ndarray  # float64
     reasons: list[str | None]
@@ -181,5 +182,5 @@ def price_few(forward: Forward, rides: RideBatch, rules: CleaningRules = DEFAULT
     fares = np.full(len(rides), np.nan)
     if keep.any():
         priceable = rides if keep.all() else rides.select(keep)
-        fares[keep] = np.maximum(forward(features_of(priceable)), MIN_FARE)
+        fares[keep] = in_cents(np.maximum(forward(features_of(priceable)), MIN_FARE))
     return FewPriced(fares, reasons)

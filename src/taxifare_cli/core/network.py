@@ -3,19 +3,19 @@
 Pricing rides must not import TensorFlow (seconds of start-up for one ride). A
 `DenseNetwork` holds the Normalization statistics and the Dense kernels and biases
 of a trained model (`artifact.from_keras` extracts them) and runs the forward pass
-as Keras 3 does at inference, in float32:
+as Keras 3 does at inference:
 
     x -> (x - mean) / max(sqrt(variance), epsilon) -> [x @ W + b -> ReLU]... -> x @ W + b
 
 (Dropout is the identity at inference.) The normalisation rounds exactly as
-TensorFlow's. The Dense layers multiply in float64 and the output is rounded to
-float32 once: float32 matrix products change in their last bits with the number
-of rows multiplied together and a row's place among them, so a ride priced alone
-(`core.few_rides`) would now and then differ by a cent from the same ride priced
-in a file. In float64 the order of the sums is far below float32's rounding: a
-ride gets the same fare however it is priced. Against Keras' float32 products
-the outputs differ by a few float32 ulps. The weights are saved as `weights.npz`
-beside the Keras model (no pickle).
+TensorFlow's. Two passes: `forward` multiplies in float32, as Keras does, and is
+the fast one; `forward_exact` multiplies in float64 and rounds the output to float32
+once. Float32 products change in their last bits with the number of rows multiplied
+together and a row's place among them; float64 ones do too, but far below float32's
+rounding, so `forward_exact` gives a row the same output however it is batched.
+Pricing uses the fast pass and sends the few outputs near a half cent through the
+exact one (`core.cents`). The weights are saved as `weights.npz` beside the Keras
+model (no pickle).
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class DenseNetwork:
-    """Normalisation, then Dense layers with their activations, in float32."""
+    """Normalisation, then Dense layers with their activations (numbers kept in float32)."""
 
     mean: np.ndarray  # (n_features,)
     variance: np.ndarray  # (n_features,)
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (W (n_in, n_out), b (n_out,)) in order
     activations: tuple[Activation, ...]  # one per layer
     epsilon: float = KERAS_EPSILON
-    # The layers in float64, for the products (see the module's docstring).
+    # The layers in float64, for `forward_exact`.
     _wide: tuple[tuple[np.ndarray, np.ndarray], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,17 +112,27 @@ class DenseNetwork:
         return np.maximum(np.sqrt(self.variance), np.float32(self.epsilon))
 
     def forward(self, x: np.ndarray, *, batch_size: int = FORWARD_BATCH) -> np.ndarray:
-        """Outputs (rows x n_outputs, float32) for feature rows (rows x n_features)."""
+        """Outputs (rows x n_outputs, float32) for feature rows (rows x n_features), in float32."""
+        return self._pass(x, batch_size, self.layers)
+
+    def forward_exact(self, x: np.ndarray, *, batch_size: int = FORWARD_BATCH) -> np.ndarray:
+        """As `forward`, the products in float64: the same bits for a row however it is batched."""
+        return self._pass(x, batch_size, self._wide)
+
+    def _pass(
+        self, x: np.ndarray, batch_size: int, layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    ) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got an array of shape {x.shape}")
         out = np.empty((len(x), self.n_outputs), dtype=np.float32)
         scale = self.scale()
+        wide = layers is self._wide
         for start in range(0, len(x), batch_size):
             z = x[start : start + batch_size] - self.mean
             np.divide(z, scale, out=z)
-            h = z.astype(np.float64)
-            for (w, b), act in zip(self._wide, self.activations, strict=True):
+            h = z.astype(np.float64) if wide else z
+            for (w, b), act in zip(layers, self.activations, strict=True):
                 h = h @ w
                 h += b
                 if act == "relu":

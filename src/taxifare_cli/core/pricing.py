@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from taxifare_cli.core.cents import in_cents
 from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
 from taxifare_cli.core.features import N_FEATURES, compute_features
 from taxifare_cli.core.few_rides import MIN_FARE, NEW_YORK_HINT, Forward
@@ -52,7 +53,7 @@ class UnpriceableRides(ValueError):
 
 @dataclass
 class PricedRides:
-    """One fare per input row, in input order; NaN where a ride could not be priced."""
+    """One fare per input row in cents, in input order; NaN where a ride could not be priced."""
 
     fares: np.ndarray
     report: CleaningReport
@@ -84,7 +85,7 @@ class PreparedRides:
     def priced(self, forward: Forward) -> PricedRides:
         fares = np.full(self.rows, np.nan)
         if len(self.kept):
-            fares[self.kept] = np.maximum(forward(self.features), MIN_FARE)
+            fares[self.kept] = in_cents(np.maximum(forward(self.features), MIN_FARE))
         return PricedRides(fares, self.report)
 
 
