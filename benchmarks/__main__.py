@@ -1,6 +1,6 @@
 """`python -m benchmarks [--quick] [--only NAME ...] [--output DIR]`: run, record, report.
 
-The full run writes benchmarks/results.json, benchmarks/peak_memory.png and BENCHMARKS.md
+The full run writes benchmarks/results.json, benchmarks/growth.png and BENCHMARKS.md
 at the repository root. `--quick` runs tiny sizes in well under a minute, for the test
 suite; it writes under benchmarks/.work/quick unless --output says where, so it never
 overwrites the checked-in figures. `--only` runs some measurements and merges them into
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import memory, report
 from benchmarks.harness import BENCH_DIR, FULL, QUICK, QUIET_ENV, REPO, Record, Run, environment
 
 # name -> "module:function"; imported when run, after the bytecode cache is set up.
@@ -124,7 +124,7 @@ def run_cloud(run: Run) -> None:
 def write_report(data: dict[str, Any], output: Path, md_path: Path) -> None:
     plot_path = output / report.PLOT
     memory_record = next((r for r in data["records"] if r["name"] == "memory"), None)
-    has_plot = report.plot_memory(memory_record, plot_path)
+    has_plot = report.plot_growth(memory_record, plot_path, memory.MAX_RATIO)
     report.render(data, md_path, plot_path if has_plot else None)
 
 

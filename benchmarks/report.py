@@ -1,4 +1,4 @@
-"""results.json -> BENCHMARKS.md (a table of every figure beside its target) and the memory plot."""
+"""results.json -> BENCHMARKS.md (a table of every figure beside its target) and the growth plot."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = "results.json"
-PLOT = "peak_memory.png"
+PLOT = "growth.png"
 ORDER = (
     "startup",
     "preprocessing",
@@ -72,8 +72,14 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{value:.3g}"
 
 
-def plot_memory(record: dict[str, Any] | None, path: Path) -> bool:
-    """Peak RSS against training rows, with the target band; False when there is nothing to plot."""
+def plot_growth(record: dict[str, Any] | None, path: Path, max_ratio: float) -> bool:
+    """Seconds and peak RSS of `model train --epochs 1` against training rows; False when
+    there is nothing to plot.
+
+    Left: preparing the data (read, clean, features) and the one epoch, with a dotted line
+    through the origin and the largest run's point (what linear growth looks like). Right:
+    peak RSS with the target, `max_ratio` times the smallest run's.
+    """
     if record is None or not record.get("details", {}).get("points"):
         return False
     import matplotlib
@@ -84,24 +90,43 @@ def plot_memory(record: dict[str, Any] | None, path: Path) -> bool:
     points = sorted(record["details"]["points"], key=lambda p: p["rows"])
     rows = [p["rows"] for p in points]
     peak = [p["peak_rss_mib"] for p in points]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    ax.plot(rows, peak, "o-", label="taxifare model train --epochs 1 (peak RSS)")
-    ax.axhline(
-        peak[0] * 1.3,
-        color="tab:red",
-        linestyle="--",
-        linewidth=1,
-        label="target: 1.3 × peak at the smallest",
+    fig, (secs, mem) = plt.subplots(1, 2, figsize=(10.0, 4.0), dpi=110)
+    for key, label, colour in (
+        ("prepare_s", "data: read, clean, features", "tab:blue"),
+        ("epoch_s", "one training epoch", "tab:orange"),
+    ):
+        values = [p.get(key) for p in points]
+        if any(v is None for v in values):
+            continue
+        secs.plot(rows, values, "o-", color=colour, label=label)
+        secs.plot([0, rows[-1]], [0, values[-1]], ":", color=colour, linewidth=1)
+        for r, v in zip(rows, values, strict=True):
+            secs.annotate(
+                f"{v:.1f}", (r, v), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+            )
+    secs.set_xlabel("training rows")
+    secs.set_ylabel("seconds")
+    secs.set_xlim(0, rows[-1] * 1.08)
+    secs.set_ylim(0, None)
+    secs.set_title("Time grows linearly (dotted: proportional)")
+    secs.grid(True, alpha=0.3)
+    secs.legend(loc="upper left", fontsize=8)
+
+    mem.plot(rows, peak, "o-", color="tab:green", label="peak RSS")
+    target = peak[0] * max_ratio
+    mem.axhline(
+        target, color="tab:red", linestyle="--", linewidth=1, label=f"target: {max_ratio:g} × the smallest"
     )
     for r, p in zip(rows, peak, strict=True):
-        ax.annotate(f"{p:,.0f}", (r, p), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("training rows")
-    ax.set_ylabel("peak RSS (MiB)")
-    ax.set_ylim(0, max(max(peak), peak[0] * 1.3) * 1.2)
-    ax.set_title(f"Peak memory against rows (chunk size {record['details'].get('chunk_size', '?'):,})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+        mem.annotate(f"{p:,.0f}", (r, p), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+    mem.set_xlabel("training rows")
+    mem.set_ylabel("peak RSS (MiB)")
+    mem.set_xlim(0, rows[-1] * 1.08)
+    mem.set_ylim(0, max(max(peak), target) * 1.25)
+    mem.set_title(f"Memory stays flat (chunk size {record['details'].get('chunk_size', '?'):,})")
+    mem.grid(True, alpha=0.3)
+    mem.legend(loc="lower right", fontsize=8)
+    fig.suptitle("taxifare model train --epochs 1", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -155,7 +180,7 @@ def render(data: dict[str, Any], md_path: Path, plot_path: Path | None) -> str:
             )
     lines.append("")
     if plot_path is not None:
-        lines += [f"![peak memory against rows]({_rel(md_path, plot_path)})", ""]
+        lines += [f"![seconds and peak memory of model train against rows]({_rel(md_path, plot_path)})", ""]
     lines += [
         "## Running",
         "",

@@ -51,6 +51,6 @@ def test_quick_benchmarks_write_six_numeric_records(tmp_path: Path) -> None:
 
     report = (out / "BENCHMARKS.md").read_text()
     assert "| # | measurement |" in report
-    assert (out / "peak_memory.png").stat().st_size > 0
+    assert (out / "growth.png").stat().st_size > 0
     # The checked-in figures are never touched by a quick run.
     assert (checked_in.stat().st_mtime_ns if checked_in.is_file() else None) == before

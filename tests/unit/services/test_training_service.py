@@ -34,7 +34,12 @@ def test_training_registers_a_version_with_its_metrics(trained: Trained) -> None
         "epochs_run",
         "best_epoch",
         "duration_s",
+        "prepare_s",
+        "fit_s",
     }
+    assert result.metrics["prepare_s"] > 0 and result.metrics["fit_s"] > 0
+    # Each rounded to the hundredth: together within a rounding of the whole.
+    assert result.metrics["prepare_s"] + result.metrics["fit_s"] <= result.metrics["duration_s"] + 0.01
     assert (
         math.isfinite(result.metrics["val_mae"])
         and 0 < result.metrics["val_mae"] <= result.metrics["val_rmse"]
