@@ -8,6 +8,7 @@ pandas (one ride priced from the command line, a web request). Both then call
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -92,6 +93,20 @@ def local_km(
     return east, north
 
 
+# Rows per block of the feature kernel: its float64 temporaries (a dozen arrays of this
+# length) then stay in the CPU cache instead of streaming through memory.
+BLOCK_ROWS = 4096
+_KM_PER_DEG = 111.2
+_COS_NYC = np.cos(np.radians(40.75))  # the east-west scale of `local_km`
+_SIN_GRID, _COS_GRID = np.sin(GRID_ANGLE), np.cos(GRID_ANGLE)
+# Each place as `haversine_km` sees a scalar end: its latitude in radians and the cosine of it.
+_PLACE_ENDS = [
+    (np.float64(lon), np.radians(np.float64(lat)), np.cos(np.radians(np.float64(lat))))
+    for lat, lon in PLACES.values()
+]
+_AIRPORT_INDEX = [list(PLACES).index(a) for a in AIRPORTS]
+
+
 def features_from_columns(
     plat: np.ndarray,
     plon: np.ndarray,
@@ -111,7 +126,43 @@ def features_from_columns(
 
     Coordinates and passengers are float64; the time parts are integers of the pickup's
     New York wall-clock time (weekday 0 = Monday); `after_fare_rise` is a boolean.
+
+    Every number is the one `reference_features` computes, bit for bit: the same numpy
+    operations on the same float64 values in the same order. Only the schedule differs:
+    the calendar columns come from small tables (a day has 1,440 minutes), and the
+    distances go through in blocks of rows small enough that their float64 temporaries
+    and their part of the result stay in the CPU cache while each column is written.
     """
+    n = len(plat)
+    out = np.empty((n, N_FEATURES), dtype=np.float32)
+    coords = [np.ascontiguousarray(c, dtype=np.float64) for c in (plat, plon, dlat, dlon)]
+    calendar = _calendar_columns(hour, minute, weekday, month, year, day_of_year, after_fare_rise, passengers)
+    for s in range(0, n, BLOCK_ROWS):
+        e = min(n, s + BLOCK_ROWS)
+        block = out[s:e]
+        _fill_distances(block, *(c[s:e] for c in coords))
+        for k, values in zip(_CALENDAR_COLS, calendar, strict=True):
+            block[:, k] = values[s:e]
+    return out
+
+
+def reference_features(
+    plat: np.ndarray,
+    plon: np.ndarray,
+    dlat: np.ndarray,
+    dlon: np.ndarray,
+    *,
+    hour: np.ndarray,
+    minute: np.ndarray,
+    weekday: np.ndarray,
+    month: np.ndarray,
+    year: np.ndarray,
+    day_of_year: np.ndarray,
+    after_fare_rise: np.ndarray,
+    passengers: np.ndarray,
+) -> np.ndarray:
+    """The definition of the features, written plainly (slow): `features_from_columns` must
+    give exactly these float32 numbers (tests compare them bit for bit)."""
     n = len(plat)
     out = np.empty((n, N_FEATURES), dtype=np.float32)
     col = iter(range(N_FEATURES))
@@ -158,3 +209,135 @@ def features_from_columns(
     out[:, next(col)] = passengers
     assert next(col, None) is None, "every feature column must be filled"
     return out
+
+
+_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_CALENDAR_NAMES = (
+    "hour_sin",
+    "hour_cos",
+    "weekday_sin",
+    "weekday_cos",
+    "weekend",
+    "night",
+    "weekday_rush",
+    "month_sin",
+    "month_cos",
+    "years_since_2009",
+    "after_fare_rise",
+    "passenger_count",
+)
+_CALENDAR_COLS = [_F[name] for name in _CALENDAR_NAMES]
+
+
+def _by_table(values: np.ndarray, lo: int, hi: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`fn(values)`, looked up in `fn(arange(lo, hi))` when every value is in that range.
+
+    A numpy ufunc gives an element the same result wherever it sits in an array, so the
+    table holds exactly the numbers `fn` would compute row by row, for a few thousand
+    rows' work instead of a million.
+    """
+    v = np.asarray(values)
+    if v.size and (v.dtype.kind not in "iu" or v.min() < lo or v.max() >= hi):
+        return np.asarray(fn(v))
+    table = np.asarray(fn(np.arange(lo, hi, dtype=np.int64)))
+    return table[v - lo] if v.size else table[:0]
+
+
+def _calendar_columns(
+    hour: np.ndarray,
+    minute: np.ndarray,
+    weekday: np.ndarray,
+    month: np.ndarray,
+    year: np.ndarray,
+    day_of_year: np.ndarray,
+    after_fare_rise: np.ndarray,
+    passengers: np.ndarray,
+) -> list[np.ndarray]:
+    """The _CALENDAR_NAMES columns, in that order, as full-length arrays (float64 or bool)."""
+    hour, minute = np.asarray(hour), np.asarray(minute)
+    in_day = hour.dtype.kind in "iu" and minute.dtype.kind in "iu"
+    if in_day and hour.size:
+        in_day = bool(hour.min() >= 0 and hour.max() < 24 and minute.min() >= 0 and minute.max() < 60)
+    if in_day:  # one table entry per minute of the day
+        key = hour.astype(np.int64) * 60 + minute
+        lo, hi = 0, 24 * 60
+
+        def clock(m: np.ndarray) -> np.ndarray:
+            return (m // 60) + (m % 60) / 60.0
+
+    else:
+        key, lo, hi = hour + minute / 60.0, 0, 0
+
+        def clock(m: np.ndarray) -> np.ndarray:
+            return m
+
+    weekday, month = np.asarray(weekday), np.asarray(month)
+    return [
+        _by_table(key, lo, hi, lambda m: np.sin(2 * np.pi * clock(m) / 24)),
+        _by_table(key, lo, hi, lambda m: np.cos(2 * np.pi * clock(m) / 24)),
+        _by_table(weekday, 0, 7, lambda w: np.sin(2 * np.pi * w / 7)),
+        _by_table(weekday, 0, 7, lambda w: np.cos(2 * np.pi * w / 7)),
+        weekday >= 5,
+        _by_table(key, lo, hi, lambda m: (clock(m) >= 20) | (clock(m) < 6)),
+        (weekday < 5) & _by_table(key, lo, hi, lambda m: (clock(m) >= 16) & (clock(m) < 20)),
+        _by_table(month, 1, 13, lambda m: np.sin(2 * np.pi * (m - 1) / 12)),
+        _by_table(month, 1, 13, lambda m: np.cos(2 * np.pi * (m - 1) / 12)),
+        year - EPOCH_YEAR + (day_of_year - 1) / 365.25,
+        after_fare_rise,
+        passengers,
+    ]
+
+
+def _fill_distances(
+    b: np.ndarray, plat: np.ndarray, plon: np.ndarray, dlat: np.ndarray, dlon: np.ndarray
+) -> None:
+    """The distance and place columns of one block of rows of the result.
+
+    The same operations as `haversine_km` and `local_km`, in the same order, with the
+    parts they share computed once: the ends' radians and cosines serve the ride and
+    all five places.
+    """
+    p1, p2 = np.radians(plat), np.radians(dlat)
+    cp1, cp2 = np.cos(p1), np.cos(p2)
+    hav = _haversine(p1, cp1, plon, p2, cp2, dlon)
+    north = (dlat - plat) * _KM_PER_DEG
+    east = (dlon - plon) * _KM_PER_DEG * _COS_NYC
+    along = east * _SIN_GRID + north * _COS_GRID
+    across = east * _COS_GRID - north * _SIN_GRID
+    bearing = np.arctan2(east, north)
+    b[:, _F["haversine_km"]] = hav
+    b[:, _F["grid_km"]] = np.abs(along) + np.abs(across)
+    b[:, _F["log_haversine_km"]] = np.log1p(hav)
+    b[:, _F["bearing_sin"]] = np.sin(bearing)
+    b[:, _F["bearing_cos"]] = np.cos(bearing)
+    b[:, _F["same_place"]] = hav < 0.05
+    b[:, _F["pickup_lat"]] = plat
+    b[:, _F["pickup_lon"]] = plon
+    b[:, _F["dropoff_lat"]] = dlat
+    b[:, _F["dropoff_lon"]] = dlon
+    row = _F["pickup_jfk_km"]
+    near: list[np.ndarray] = []
+    for i, (lon, pr, cpr) in enumerate(_PLACE_ENDS):
+        dp = _haversine(p1, cp1, plon, pr, cpr, lon)
+        dd = _haversine(p2, cp2, dlon, pr, cpr, lon)
+        b[:, row + 2 * i] = dp
+        b[:, row + 2 * i + 1] = dd
+        if i in _AIRPORT_INDEX:
+            near.append(np.minimum(dp, dd) < AIRPORT_RADIUS_KM)
+    for i, flag in zip(_AIRPORT_INDEX, near, strict=True):
+        b[:, _F[f"airport_{list(PLACES)[i]}"]] = flag
+
+
+def _haversine(
+    p1: np.ndarray,
+    cos_p1: np.ndarray,
+    lon1: np.ndarray,
+    p2: np.ndarray | np.float64,
+    cos_p2: np.ndarray | np.float64,
+    lon2: np.ndarray | np.float64,
+) -> np.ndarray:
+    """`haversine_km` from the ends' radians and cosines, computed as it does."""
+    dphi = p2 - p1
+    dlmb = np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + cos_p1 * cos_p2 * np.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
