@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from taxifare_cli.core.cents import in_cents
-from taxifare_cli.core.cleaning import CleaningReport, clean_chunk
+from taxifare_cli.core.cleaning import CleaningReport, clean_rows
 from taxifare_cli.core.features import N_FEATURES, compute_features
 from taxifare_cli.core.few_rides import MIN_FARE, NEW_YORK_HINT, Forward
 from taxifare_cli.core.schema import COORD_COLUMNS
@@ -92,11 +92,11 @@ class PreparedRides:
 def prepare_rides(rides: pd.DataFrame, *, invalid: InvalidRides = "error") -> PreparedRides:
     """`price_rides` up to the forward pass (same arguments, same UnpriceableRides)."""
     frame = typed_rides(rides)
-    clean, report = clean_chunk(frame, require_fare=False, dedupe=False)
+    keep, report = clean_rows(frame, require_fare=False, dedupe=False)
     if report.rows_dropped and invalid == "error":
         raise UnpriceableRides(report, len(frame))
-    kept = clean.index.to_numpy()
-    features = compute_features(clean) if len(clean) else np.empty((0, N_FEATURES), dtype=np.float32)
+    kept = np.flatnonzero(keep)
+    features = compute_features(frame, kept) if len(kept) else np.empty((0, N_FEATURES), dtype=np.float32)
     return PreparedRides(len(frame), kept, features, report)
 
 
