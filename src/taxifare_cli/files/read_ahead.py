@@ -1,13 +1,20 @@
-"""read_ahead: the next item of an iterator made on another thread while this one works."""
+"""Work on a stream of chunks on other threads while this one works.
+
+`read_ahead`: the next item of an iterator made on another thread. `map_in_order`: a
+function applied to items on a few threads at once, results in the items' order.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 _DONE = object()
 
 
@@ -51,3 +58,36 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
+
+
+def map_in_order(
+    fn: Callable[[T], U],
+    items: Iterable[T],
+    *,
+    workers: int,
+    name: str,
+    initializer: Callable[[], object] | None = None,
+) -> Iterator[U]:
+    """Yield `fn(item)` for each item, computed on `workers` threads, in the items' order.
+
+    At most `workers` items are in flight, so memory stays that of a few chunks. An
+    exception raised by `fn` is raised here, for its item. When the consumer stops early,
+    work not started is cancelled, the threads are joined and `items` is closed.
+    """
+    pool = ThreadPoolExecutor(workers, name, initializer=initializer)
+    pending: deque[Future[U]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            del item  # the worker holds it now
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for job in pending:
+            job.cancel()
+        pool.shutdown(wait=True)
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()

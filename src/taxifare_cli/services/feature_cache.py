@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -30,7 +28,7 @@ from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningReport, CleaningRu
 from taxifare_cli.core.features import N_FEATURES, compute_features
 from taxifare_cli.core.model import RunningStats
 from taxifare_cli.errors import STOP
-from taxifare_cli.files.read_ahead import read_ahead
+from taxifare_cli.files.read_ahead import map_in_order, read_ahead
 from taxifare_cli.ports import SILENT, DataStore, Progress
 
 if TYPE_CHECKING:
@@ -116,23 +114,13 @@ def iter_features(
     What `build_feature_file` writes, and what the preprocessing benchmark times.
     """
     chunks = read_ahead(_signals_to_main(store.read_chunks(name, chunk_size, rules=rules)))
-    pool = ThreadPoolExecutor(workers, "taxifare-features", initializer=STOP.defer_signals_to_main)
-    pending: deque[Future[tuple[np.ndarray, np.ndarray, CleaningReport]]] = deque()
-    try:
-        for chunk in chunks:
-            pending.append(pool.submit(_prepare, chunk, rules))
-            del chunk  # the worker holds it now; the next one is being read meanwhile
-            if len(pending) >= workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for job in pending:
-            job.cancel()
-        pool.shutdown(wait=True)
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+    yield from map_in_order(
+        functools.partial(_prepare, rules=rules),
+        chunks,
+        workers=workers,
+        name="taxifare-features",
+        initializer=STOP.defer_signals_to_main,
+    )
 
 
 def _prepare(chunk: pd.DataFrame, rules: CleaningRules) -> tuple[np.ndarray, np.ndarray, CleaningReport]:

@@ -18,9 +18,9 @@ import numpy as np
 from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.few_rides import NEW_YORK_HINT, RideBatch, parse_pickup
 from taxifare_cli.core.schema import RIDE_FIELDS
-from taxifare_cli.errors import DataError, UsageError
+from taxifare_cli.errors import STOP, DataError, UsageError
 from taxifare_cli.files.atomic import atomic_open, check_input_file, check_output_file, scratch_dir
-from taxifare_cli.files.read_ahead import read_ahead
+from taxifare_cli.files.read_ahead import map_in_order, read_ahead
 from taxifare_cli.ports import SILENT, ModelRef, ModelRegistry, ModelVersion, Progress
 
 if TYPE_CHECKING:
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from taxifare_cli.core.pricing import PreparedRides
 
 PRED_COLUMN = "fare_prediction"
+# Chunks checked and turned into features at once. Three stages of about equal cost per
+# million rides (reading 0.3-0.4 s, checking and features 0.55-0.65 s, network and writing
+# 0.65 s of CPU): one thread each keeps two cores busy; a second preparing thread measured
+# no faster on 2 loaded cores (1.43-1.61 s against 1.58-1.73 s in process, 2026-12-03).
+PREPARE_WORKERS = 1
 
 
 @dataclass
@@ -160,8 +165,8 @@ def predict_file(
     Rows the model cannot price keep their key with an empty prediction, and are
     counted by reason. Without an output path, the predictions are returned.
 
-    Two stages on two threads: a reader reads the next chunk, checks it and computes its
-    features (pyarrow, pandas and numpy release the GIL for most of it) while this thread
+    Three stages: a thread reads the next chunk, another checks it and computes its
+    features (pyarrow, pandas and numpy release the GIL for most of it), while this thread
     runs the network and writes the fares of the one before.
     """
     import pandas as pd
@@ -186,7 +191,7 @@ def predict_file(
         )
         task = f"predicting {input_path.name}"
         progress.start(task)
-        for chunk, prepared in read_ahead(_prepared(chunks)):
+        for chunk, prepared in _prepared(chunks):
             malformed = int(chunk.attrs.get("malformed_rows", 0))
             priced = prepared.priced(model.predict_features)
             report.add(priced.report)
@@ -209,7 +214,17 @@ def predict_file(
 
 
 def _prepared(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, PreparedRides]]:
+    """Each chunk with its rides checked and turned into features: read on one thread,
+    prepared on `PREPARE_WORKERS` more, in file order."""
     from taxifare_cli.core.pricing import prepare_rides
 
-    for chunk in chunks:
-        yield chunk, prepare_rides(chunk, invalid="nan")
+    def prepare(chunk: pd.DataFrame) -> tuple[pd.DataFrame, PreparedRides]:
+        return chunk, prepare_rides(chunk, invalid="nan")
+
+    return map_in_order(
+        prepare,
+        read_ahead(chunks),
+        workers=PREPARE_WORKERS,
+        name="taxifare-predict",
+        initializer=STOP.defer_signals_to_main,
+    )
