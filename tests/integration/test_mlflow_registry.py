@@ -305,6 +305,8 @@ def test_the_pyfunc_loaded_by_alias_prices_raw_rides_like_fare_model(
     from mlflow.exceptions import MlflowException
 
     from taxifare_cli.artifact import FareModel
+    from taxifare_cli.core.cents import in_cents
+    from taxifare_cli.core.few_rides import MIN_FARE
 
     registry, pyfunc = production
     version, fetched = registry.fetch_artifact(ModelRef(stage="Production"), tmp_path / "fetched")
@@ -314,14 +316,16 @@ def test_the_pyfunc_loaded_by_alias_prices_raw_rides_like_fare_model(
     rides = raw_rides(40, seed=7)
     fares = pyfunc.predict(rides)  # raw columns, times as text, key and fare included
 
-    expected = FareModel.load(fetched).predict(typed(rides))
+    outputs = FareModel.load(fetched).predict(typed(rides))
+    np.testing.assert_allclose(FareModel.load(fare_artifact).predict(typed(rides)), outputs, atol=1e-5)
+    # The network's outputs, floored at the flag drop, in cents: what every pricing path gives.
+    expected = in_cents(np.maximum(outputs, MIN_FARE))
     assert len(fares) == len(rides)
-    np.testing.assert_allclose(np.asarray(fares, dtype=np.float64), expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(FareModel.load(fare_artifact).predict(typed(rides)), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(fares, dtype=np.float64), expected)
     assert np.ptp(expected) > 0  # a model that says the same fare for every ride would prove nothing
 
     # Typed frames (as the CSV reader yields them) work too.
-    np.testing.assert_allclose(np.asarray(pyfunc.predict(typed(rides))), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(typed(rides)), dtype=np.float64), expected)
 
     with pytest.raises(MlflowException, match="1 of 3 rides cannot be priced") as refused:
         pyfunc.predict(bad_rides())
