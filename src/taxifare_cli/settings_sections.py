@@ -142,10 +142,12 @@ class GcpSettings(_Section):
 
 
 class TrainingSettings(_Section):
-    epochs: int = Field(60, ge=1, description="Most epochs; early stopping usually ends sooner.")
-    batch_size: int = Field(256, ge=1, description="Rows per gradient step.")
+    epochs: int = Field(
+        20, ge=1, description="Epochs; the learning rate decays over them, and early stopping may end sooner."
+    )
+    batch_size: int = Field(512, ge=1, description="Rows per gradient step.")
     learning_rate: float = Field(
-        1e-3, gt=0, le=1, description="Adam learning rate; above 1 training only diverges."
+        2e-3, gt=0, le=1, description="Adam's starting learning rate; above 1 training only diverges."
     )
     patience: int = Field(8, ge=1, description="Epochs without val-MAE improvement before stopping.")
     hidden_layers: list[int] = Field(

@@ -43,7 +43,13 @@ FromStage = Annotated[
     LoadableStage | None,
     typer.Option("--from-stage", help="Continue training the model in this stage.", case_sensitive=False),
 ]
-Epochs = Annotated[int | None, typer.Option(help="Most epochs (training.epochs).", min=1)]
+Epochs = Annotated[
+    int | None,
+    typer.Option(
+        help="Epochs, over which the learning rate decays; early stopping may end sooner (training.epochs).",
+        min=1,
+    ),
+]
 BatchSize = Annotated[int | None, typer.Option(help="Rows per step (training.batch_size).", min=1)]
 MAX_LEARNING_RATE = 1.0  # the same bound as the setting: a larger Adam step only diverges
 

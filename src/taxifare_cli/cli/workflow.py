@@ -45,7 +45,14 @@ EngineOption = Annotated[
     EngineName | None,
     typer.Option("--engine", help="local or prefect (workflow.engine).", case_sensitive=False),
 ]
-Epochs = Annotated[int | None, typer.Option("--epochs", help="Most epochs (training.epochs).", min=1)]
+Epochs = Annotated[
+    int | None,
+    typer.Option(
+        "--epochs",
+        help="Epochs, over which the learning rate decays; early stopping may end sooner (training.epochs).",
+        min=1,
+    ),
+]
 
 
 def _flags(

@@ -241,6 +241,8 @@ def _recorded_params(mv: ModelVersion) -> tuple[HyperParams, int]:
             epochs=int(p["epochs"]),
             patience=int(p["patience"]),
             seed=int(p["seed"]),
+            # Versions trained before the cosine schedule record none: theirs was the plateau one.
+            schedule=str(p.get("schedule", "plateau")),
         )
         return hp, int(p["chunk_size"])
     except KeyError as e:

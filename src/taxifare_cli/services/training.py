@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import subprocess
@@ -126,7 +127,12 @@ class _EpochProgress:
                 progress.start("training", total=epochs, unit="epochs")
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                logs = logs or {}
+                logs = logs if logs is not None else {}
+                # The rate the epoch ended at, into the history (a schedule does not log it);
+                # none for a rate float32 cannot hold (a caller's 1e300, refused as diverged).
+                with contextlib.suppress(ValueError, OverflowError):
+                    rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                    logs.setdefault("learning_rate", rate)
                 progress.advance(
                     "training",
                     1,
@@ -207,9 +213,10 @@ def train_model(
         # before seeding, as it always was.
         parent_network = parent.keras_network() if parent is not None else None
         keras.utils.set_random_seed(hp.seed)
+        steps_per_epoch = sum(math.ceil(n / hp.batch_size) for n in train_ff.block_sizes())
         if parent_network is not None:
             network = parent_network
-            compile_model(network, hp.learning_rate)
+            compile_model(network, hp, steps_per_epoch)
         else:
             network = build_model(
                 N_FEATURES,
@@ -217,7 +224,15 @@ def train_model(
                 mean=stats.mean,
                 variance=stats.variance(min_variance()),
                 target_mean=stats.target_mean,
+                steps_per_epoch=steps_per_epoch,
             )
+        # Without a smaller step late on, more data buys almost nothing: the cosine schedule
+        # decays the rate inside the optimizer; the plateau one (older versions) cuts it here.
+        schedule = (
+            [keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.3, patience=2, min_lr=1e-5)]
+            if hp.schedule == "plateau"
+            else []
+        )
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_mae", patience=hp.patience, restore_best_weights=True, min_delta=1e-3
         )
@@ -228,8 +243,7 @@ def train_model(
             epochs=hp.epochs,
             callbacks=[
                 stopper,
-                # Without a smaller step late on, more data buys almost nothing.
-                keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.3, patience=2, min_lr=1e-5),
+                *schedule,
                 _EpochProgress(progress, hp.epochs),
                 keras.callbacks.TerminateOnNaN(),  # a diverged fit stops at once; refused below
             ],

@@ -12,7 +12,7 @@ from tests.fakes import FakeRegistry, FakeStore
 from taxifare_cli.core.features import FEATURE_VERSION
 from taxifare_cli.errors import DataError, NotFoundError, UsageError
 from taxifare_cli.files.ride_csv import sha256_file
-from taxifare_cli.ports import TrainingRecord
+from taxifare_cli.ports import ModelRef, TrainingRecord
 from taxifare_cli.services.reproduce import DEFAULT_TOLERANCE, ReproduceResult, reproduce_model
 
 PARAMS = {
@@ -114,6 +114,7 @@ def test_data_held_nowhere_is_exit_4_naming_its_checksum(
         ({"parent": 1}, "fine-tuned from version 1"),
         ({"params": {k: v for k, v in PARAMS.items() if k != "seed"}}, "does not record its seed"),
         ({"params": {**PARAMS, "batch_size": "many"}}, "unreadable parameters"),
+        ({"params": {**PARAMS, "schedule": "warm restarts"}}, "unreadable parameters"),
         ({"feature_version": -1}, "trained on features v-1"),
     ],
 )
@@ -147,3 +148,19 @@ def test_the_verdict_is_the_difference_against_the_tolerance() -> None:
     assert result(2.0 - 2 * DEFAULT_TOLERANCE).agrees is False
     assert result(2.0004, tolerance=0.0).agrees is False
     assert result(2.1).as_dict()["agrees"] is False
+
+
+def test_a_version_recorded_before_the_cosine_schedule_is_rebuilt_with_the_plateau_one(
+    local: FakeStore, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    from taxifare_cli.services.reproduce import _recorded_params
+
+    sums = held_sums(local)
+    old = registry.get(ModelRef(version=register(registry, tmp_path, sums=sums)))  # PARAMS: no schedule
+    new = registry.get(
+        ModelRef(version=register(registry, tmp_path, sums=sums, params={**PARAMS, "schedule": "cosine"}))
+    )
+
+    assert _recorded_params(old)[0].schedule == "plateau"
+    assert _recorded_params(new)[0].schedule == "cosine"
+    assert _recorded_params(old)[0].learning_rate == PARAMS["learning_rate"]

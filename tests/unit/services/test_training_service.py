@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from tests.factories import ride_frame
 from tests.fakes import FakeRegistry, FakeStore
-from tests.unit.services.support import RIDES, Trained
+from tests.unit.services.support import RIDES, TINY, Trained
 
 from taxifare_cli import __version__
 from taxifare_cli.artifact import FareModel
 from taxifare_cli.core.cleaning import clean_chunk
-from taxifare_cli.core.model import HyperParams
+from taxifare_cli.core.model import COSINE_FLOOR, HyperParams
 from taxifare_cli.errors import DataError, NotFoundError
 from taxifare_cli.ports import ModelRef
 from taxifare_cli.services.training import train_model
@@ -38,6 +38,12 @@ def test_training_registers_a_version_with_its_metrics(trained: Trained) -> None
         "fit_s",
     }
     assert result.metrics["prepare_s"] > 0 and result.metrics["fit_s"] > 0
+    # The rate decays along a cosine over the epochs, to COSINE_FLOOR of its start at the last.
+    assert held.params["schedule"] == "cosine"
+    rates = result.history["learning_rate"]
+    assert len(rates) == result.epochs_run == 2
+    assert rates[0] < TINY.learning_rate
+    assert rates[1] == pytest.approx(TINY.learning_rate * COSINE_FLOOR, rel=1e-4)
     # Each rounded to the hundredth: together within a rounding of the whole.
     assert result.metrics["prepare_s"] + result.metrics["fit_s"] <= result.metrics["duration_s"] + 0.01
     assert (
