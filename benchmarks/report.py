@@ -72,6 +72,10 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{value:.3g}"
 
 
+def _rows_label(rows: int) -> str:
+    return f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows / 1e3:g}k"
+
+
 def plot_growth(record: dict[str, Any] | None, path: Path, max_ratio: float) -> bool:
     """Seconds and peak RSS of `model train --epochs 1` against training rows; False when
     there is nothing to plot.
@@ -104,6 +108,8 @@ def plot_growth(record: dict[str, Any] | None, path: Path, max_ratio: float) -> 
             secs.annotate(
                 f"{v:.1f}", (r, v), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
             )
+    for ax in (secs, mem):
+        ax.set_xticks(rows, [_rows_label(r) for r in rows])
     secs.set_xlabel("training rows")
     secs.set_ylabel("seconds")
     secs.set_xlim(0, rows[-1] * 1.08)
