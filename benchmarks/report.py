@@ -191,7 +191,7 @@ def render(data: dict[str, Any], md_path: Path, plot_path: Path | None) -> str:
         "## Running",
         "",
         "- `nox -s bench` (`python -m benchmarks`): the default measurements (startup, preprocessing,",
-        "  memory, pipeline, prediction, one_ride, quality, workflow), about 12 minutes on 2 cores.",
+        "  memory, pipeline, prediction, one_ride, quality, workflow), about 7 minutes on 2 cores.",
         "  `--quick`: tiny sizes in under a minute (the test suite runs it), written under",
         "  `benchmarks/.work/quick` or `--output DIR`. `--only NAME`: some of them, merged into the",
         "  results already there. `--only quality_1m`: the quality at 1M rows (about 14 minutes), and",
