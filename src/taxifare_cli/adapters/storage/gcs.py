@@ -30,11 +30,11 @@ from google.cloud import storage  # untyped package
 
 from taxifare_cli.adapters.storage.gcp_calls import (
     CsvFacts,
-    GoogleCloudStore,
     emulator_endpoint,
     scan_csv,
     sha256_hex,
 )
+from taxifare_cli.adapters.storage.gcs_objects import GcsBucket
 from taxifare_cli.adapters.storage.gcs_records import GcsModelRecords
 from taxifare_cli.core.schema import parse_dataset_name
 from taxifare_cli.errors import ConfigError, DataError, NotFoundError, ServiceError, TaxifareError
@@ -51,12 +51,11 @@ if TYPE_CHECKING:
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
-class GcsStore(GoogleCloudStore, GcsModelRecords):
+class GcsStore(GcsBucket, GcsModelRecords):
     """`gs://<bucket>/<prefix>/<name>.csv`, described by the blob and its metadata; model records too."""
 
     kind = "gcs"
-    service = "Cloud Storage"
-    google_endpoint = "https://storage.googleapis.com"
+    bucket_setting = "storage.bucket / BUCKET_NAME"
     forbidden_hint = "grant the account roles/storage.objectAdmin on the bucket (or use another bucket)"
 
     def __init__(
@@ -353,28 +352,6 @@ class GcsStore(GoogleCloudStore, GcsModelRecords):
         return got
 
     # --- plumbing -------------------------------------------------------------------
-    @property
-    def client(self) -> storage.Client:
-        """Made on first use, so that building the store never calls anyone."""
-        if self._client is None:
-            with self._errors("connecting"):
-                project = self.project or ("emulator" if self.endpoint else None)
-                self._client = storage.Client(
-                    project=project, credentials=self._credentials(), client_options=self._client_options()
-                )
-        return self._client
-
-    @property
-    def bucket(self) -> storage.Bucket:
-        return self.client.bucket(self.bucket_name)
-
-    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
-        return ServiceError(
-            f"bucket gs://{self.bucket_name} does not exist",
-            hint=f"create it (gcloud storage buckets create gs://{self.bucket_name}) "
-            "or set storage.bucket / BUCKET_NAME to an existing one",
-        )
-
     def _check_bucket(self) -> None:
         """Once per store: a missing bucket is one clear error, not a dataset that is 'not there'."""
         if self._bucket_checked:

@@ -30,9 +30,42 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, folder.strip("/")
 
 
-class GcsObjects(GoogleCloudStore):
+class GcsBucket(GoogleCloudStore):
+    """What a store in one bucket needs: its client, made on first use, the bucket, and the
+    error a missing bucket is. Subclasses set `bucket_name`, `project` and `_client`."""
+
     service = "Cloud Storage"
     google_endpoint = "https://storage.googleapis.com"
+    bucket_name: str
+    project: str | None
+    _client: storage.Client | None
+    # How the user names the bucket, for the hint of a missing one.
+    bucket_setting = "storage.bucket"
+
+    @property
+    def client(self) -> storage.Client:
+        """Made on first use, so that building the store never calls anyone."""
+        if self._client is None:
+            with self._errors("connecting"):
+                project = self.project or ("emulator" if self.endpoint else None)
+                self._client = storage.Client(
+                    project=project, credentials=self._credentials(), client_options=self._client_options()
+                )
+        return self._client
+
+    @property
+    def bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
+
+    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
+        return ServiceError(
+            f"bucket gs://{self.bucket_name} does not exist",
+            hint=f"create it (gcloud storage buckets create gs://{self.bucket_name}) "
+            f"or set {self.bucket_setting} to an existing one",
+        )
+
+
+class GcsObjects(GcsBucket):
     forbidden_hint = "grant the account roles/storage.objectAdmin on the bucket"
 
     def __init__(
@@ -133,24 +166,3 @@ class GcsObjects(GoogleCloudStore):
     def check(self) -> None:
         with self._errors(f"opening gs://{self.bucket_name}"):
             list(self.client.list_blobs(self.bucket_name, max_results=1, **self._call()))
-
-    # --- plumbing -------------------------------------------------------------------
-    @property
-    def client(self) -> storage.Client:
-        if self._client is None:
-            with self._errors("connecting"):
-                project = self.project or ("emulator" if self.endpoint else None)
-                self._client = storage.Client(
-                    project=project, credentials=self._credentials(), client_options=self._client_options()
-                )
-        return self._client
-
-    @property
-    def bucket(self) -> storage.Bucket:
-        return self.client.bucket(self.bucket_name)
-
-    def _missing_container(self, _: gexc.NotFound) -> TaxifareError:
-        return ServiceError(
-            f"bucket gs://{self.bucket_name} does not exist",
-            hint=f"create it (gcloud storage buckets create gs://{self.bucket_name}) or set storage.bucket",
-        )
