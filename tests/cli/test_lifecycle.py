@@ -7,10 +7,18 @@ from tests.cli.conftest import Cli
 from taxifare_cli.services.workflow import decide
 
 RIDE = [
-    "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
-    "--ride", "pickup_longitude=-73.985", "--ride", "pickup_latitude=40.758",
-    "--ride", "dropoff_longitude=-73.965", "--ride", "dropoff_latitude=40.776",
-    "--ride", "passenger_count=1",
+    "--ride",
+    "pickup_datetime=2015-01-15 08:30:00 UTC",
+    "--ride",
+    "pickup_longitude=-73.985",
+    "--ride",
+    "pickup_latitude=40.758",
+    "--ride",
+    "dropoff_longitude=-73.965",
+    "--ride",
+    "dropoff_latitude=40.776",
+    "--ride",
+    "passenger_count=1",
 ]
 
 
@@ -75,7 +83,9 @@ def test_workflow_run_promotes_first_model_then_judges_the_next(cli: Cli) -> Non
     r = cli("--json", "workflow", "run", "--month", "jan", "--epochs", "3", "--auto-promote", env=env)
     assert r.code == 0, r
     first = r.json()
-    assert first["status"] == "done" and first["verdict"] == "promoted" and first["production_version"] is None
+    assert (
+        first["status"] == "done" and first["verdict"] == "promoted" and first["production_version"] is None
+    )
 
     r = cli("--json", "workflow", "run", "--epochs", "2", "--min-gain", "0", env=env)  # the next month: feb
     assert r.code == 0, r
@@ -103,11 +113,26 @@ def test_model_show_tells_the_data_the_stages_and_the_plots(cli: Cli) -> None:
     assert r.code == 0, r
     shown = r.json()
     assert shown["version"] == 1 and shown["stage"] == "Archived"
-    assert shown["data"]["train"]["dataset"] == "train_1k" and shown["data"]["train"]["checksum"].startswith("sha256:")
-    assert [(h["stage"], h.get("replaced_by")) for h in shown["stage_history"]] == [("Production", None), ("Archived", 2)]
+    assert shown["data"]["train"]["dataset"] == "train_1k" and shown["data"]["train"]["checksum"].startswith(
+        "sha256:"
+    )
+    assert [(h["stage"], h.get("replaced_by")) for h in shown["stage_history"]] == [
+        ("Production", None),
+        ("Archived", 2),
+    ]
     for name in ("learning_curve", "residuals"):
         assert Path(shown["plots"][name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     r = cli("model", "show", "1")
     assert "replaced by version 2" in r.out and "learning_curve" in r.out
+    assert f"{int(shown['metrics']['train_rows']):,}" in r.out
     assert cli("model", "show", "7").code == 4
+
+
+def test_model_show_writes_counts_in_full_and_other_figures_to_four_digits() -> None:
+    from taxifare_cli.cli.model import _metric
+
+    assert _metric(97337.0) == "97,337"  # rows, not 9.734e+04
+    assert _metric(20.0) == "20"
+    assert _metric(1.6557375) == "1.656"
+    assert _metric(0.65) == "0.65"

@@ -258,7 +258,7 @@ def show(
         + (f", fine-tuned from version {v.parent_version}" if v.parent_version else "")
         + (f", taxifare {v.package_version}" if v.package_version else ""),
         out.table("data seen", ["split", "dataset", "source", "rows used", "checksum"], seen),
-        out.table("metrics", ["metric", "value"], [(k, f"{m:,.4g}") for k, m in sorted(v.metrics.items())]),
+        out.table("metrics", ["metric", "value"], [(k, _metric(m)) for k, m in sorted(v.metrics.items())]),
         out.table("params", ["param", "value"], [(k, str(p)) for k, p in sorted(v.params.items())]),
     ]
     if v.evaluations:
@@ -331,3 +331,10 @@ EXAMPLE_QUERY = (
 from taxifare_cli.cli.model_reproduce import reproduce  # noqa: E402
 
 app.command("reproduce")(reproduce)
+
+
+def _metric(value: float) -> str:
+    """Counts in full (97,337 rows, not 9.734e+04); other figures to four significant digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}"
