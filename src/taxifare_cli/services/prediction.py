@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from taxifare_cli.core.pricing import PreparedRides
 
 PRED_COLUMN = "fare_prediction"
-# Chunks checked and turned into features at once. Three stages of about equal cost per
-# million rides (reading 0.3-0.4 s, checking and features 0.55-0.65 s, network and writing
-# 0.65 s of CPU): one thread each keeps two cores busy; a second preparing thread measured
-# no faster on 2 loaded cores (1.43-1.61 s against 1.58-1.73 s in process, 2026-12-03).
-PREPARE_WORKERS = 1
+# Chunks checked and turned into features at once, beside the reading thread and this one
+# (the network and writing). Per million rides: reading 0.3-0.4 s, checking and features
+# 0.55-0.65 s, network and writing 0.65 s of CPU. Two preparing threads priced a million
+# rides in 0.95-1.02 s in process against 1.28-1.46 s with one on an idle 2-core machine
+# (2026-12-03); on cores already busy with other work, one did as well.
+PREPARE_WORKERS = 2
 
 
 @dataclass
@@ -165,7 +166,7 @@ def predict_file(
     Rows the model cannot price keep their key with an empty prediction, and are
     counted by reason. Without an output path, the predictions are returned.
 
-    Three stages: a thread reads the next chunk, another checks it and computes its
+    Three stages: a thread reads the next chunks, two more check them and compute their
     features (pyarrow, pandas and numpy release the GIL for most of it), while this thread
     runs the network and writes the fares of the one before.
     """
