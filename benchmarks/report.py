@@ -63,6 +63,8 @@ def _fmt(value: float | None, unit: str = "") -> str:
         return "—"
     if unit == "rows/s":
         return f"{value:,.0f} rows/s"
+    if unit == "req/s":
+        return f"{value:,.0f} req/s"
     if unit == "MiB":
         return f"{value:,.0f} MiB"
     if unit == "$":
@@ -166,7 +168,8 @@ def render(data: dict[str, Any], md_path: Path, plot_path: Path | None) -> str:
     for i, r in enumerate(records, 1):
         for j, c in enumerate(r["comparisons"]):
             first = j == 0
-            ratio = "—" if c["ratio"] is None else f"{c['ratio']:.3g}"
+            # Four digits: a ratio just past its target (0.7001 against 0.7) must not read as met.
+            ratio = "—" if c["ratio"] is None else f"{c['ratio']:.4g}"
             lines.append(
                 "| "
                 + " | ".join(
