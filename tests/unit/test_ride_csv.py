@@ -47,6 +47,22 @@ def test_lines_with_wrong_field_count_are_skipped_and_counted() -> None:
     assert sum(c.attrs["malformed_rows"] for c in chunks) == 1
 
 
+def test_a_file_of_many_pieces_keeps_every_row_in_order_and_counts_every_bad_line() -> None:
+    # Several MiB, so the file is cut into pieces and each piece parsed in several blocks
+    # on several threads; every 97th line is malformed.
+    lines, fares = [HEADER], []
+    for i in range(60_000):
+        if i % 97 == 0:
+            lines.append("a,b,c")
+        else:
+            lines.append(LINE.format(fare=i, pax=1))
+            fares.append(float(i))
+    chunks = read_all("\n".join(lines).encode(), chunk=25_000)
+    assert pd.concat(chunks)["fare_amount"].tolist() == fares
+    assert sum(c.attrs["malformed_rows"] for c in chunks) == 60_000 - len(fares)
+    assert [len(c) for c in chunks[:-1]] == [25_000] * (len(chunks) - 1)
+
+
 def test_unparseable_values_become_nulls_not_a_crash() -> None:
     lines = [HEADER] + [LINE.format(fare=5, pax=1)] * 3 + [LINE.format(fare="abc", pax=1)]
     lines.append(LINE.replace("2013-07-02 19:54:00 UTC", "yesterday").format(fare=7, pax=1))
