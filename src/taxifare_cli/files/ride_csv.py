@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -122,19 +121,13 @@ def iter_csv_chunks(
 
 def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool) -> Iterator[pd.DataFrame]:
     malformed = 0
-    counting = threading.Lock()  # read_csv parses blocks on several threads
 
     def on_bad_line(_row: pacsv.InvalidRow) -> str:
         nonlocal malformed
-        with counting:
-            malformed += 1
+        malformed += 1
         return "skip"
 
-    # Each piece of about a chunk's bytes, cut after a line end, is parsed on every core
-    # (read_csv in blocks of 1 MiB); a streaming reader parses on one. Lines hold no line
-    # breaks (newlines_in_values=False either way), so a cut after one never splits a row.
-    piece_bytes = max(1 << 20, min(chunk_size * _BYTES_PER_ROW, 64 << 20))
-    read_opts = pacsv.ReadOptions(block_size=1 << 20, use_threads=True)
+    read_opts = pacsv.ReadOptions(block_size=max(1 << 20, min(chunk_size * _BYTES_PER_ROW, 64 << 20)))
     parse_opts = pacsv.ParseOptions(invalid_row_handler=on_bad_line, newlines_in_values=False)
     conv_opts = pacsv.ConvertOptions(
         column_types=_types(columns, lenient),
@@ -147,26 +140,20 @@ def _read(opener: Opener, chunk_size: int, columns: list[str], *, lenient: bool)
     pending_rows = 0
     _quiet_undecodable_rows()
     with opener() as f:
-        header = f.readline()
-        if not header.strip():
-            return
-        while True:
-            piece = f.read(piece_bytes)
-            if not piece:
-                break
-            if not piece.endswith(b"\n"):
-                piece += f.readline()  # the rest of the line the cut fell in
-            table = pacsv.read_csv(
-                io.BytesIO(header + piece),
-                read_options=read_opts,
-                parse_options=parse_opts,
-                convert_options=conv_opts,
+        try:
+            reader = pacsv.open_csv(
+                f, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
             )
-            pending.extend(table.to_batches())
-            pending_rows += table.num_rows
+        except pa.ArrowInvalid as e:
+            if "Empty CSV file" in str(e):
+                return
+            raise
+        for batch in reader:
+            pending.append(batch)
+            pending_rows += batch.num_rows
             while pending_rows >= chunk_size:
-                whole = pa.Table.from_batches(pending)
-                head, rest = whole.slice(0, chunk_size), whole.slice(chunk_size)
+                table = pa.Table.from_batches(pending)
+                head, rest = table.slice(0, chunk_size), table.slice(chunk_size)
                 df = _to_frame(head, lenient)
                 df.attrs["malformed_rows"], malformed = malformed, 0
                 yield df
