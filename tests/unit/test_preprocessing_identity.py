@@ -1,8 +1,8 @@
 """The fast preprocessing path against plain references: the same rows, counts and bits.
 
 The references are the code this path replaced, kept here verbatim in spirit: pandas
-`duplicated`, boolean masks over whole frames, pandas' datetime fields, and
-`feature_math.reference_features` (every feature computed column by column).
+`duplicated`, boolean masks over whole frames, pandas' datetime fields, and every
+feature computed column by column on whole columns (`reference_features`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ from tests.fakes import MemoryStore
 
 from taxifare_cli.core import cleaning
 from taxifare_cli.core.cleaning import DEFAULT_RULES, CleaningReport, clean_chunk, duplicated_rows
-from taxifare_cli.core.feature_math import BLOCK_ROWS, features_from_columns, reference_features
+from taxifare_cli.core.feature_math import (
+    AIRPORT_RADIUS_KM,
+    AIRPORTS,
+    BLOCK_ROWS,
+    EARTH_RADIUS_KM,
+    EPOCH_YEAR,
+    GRID_ANGLE,
+    N_FEATURES,
+    PLACES,
+    features_from_columns,
+)
 from taxifare_cli.core.features import FARE_RISE, compute_features, local_time
 from taxifare_cli.core.schema import RAW_COLUMNS
 from taxifare_cli.services.feature_cache import iter_features
@@ -102,6 +112,88 @@ def reference_clean(
     out.attrs = {}
     report.rows_out = len(out)
     return out, report
+
+
+def plain_haversine_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray | float, lon2: np.ndarray | float
+) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dphi = p2 - p1
+    dlmb = np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def plain_local_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    north = (lat2 - lat1) * 111.2
+    east = (lon2 - lon1) * 111.2 * np.cos(np.radians(40.75))
+    return east, north
+
+
+def reference_features(
+    plat: np.ndarray,
+    plon: np.ndarray,
+    dlat: np.ndarray,
+    dlon: np.ndarray,
+    *,
+    hour: np.ndarray,
+    minute: np.ndarray,
+    weekday: np.ndarray,
+    month: np.ndarray,
+    year: np.ndarray,
+    day_of_year: np.ndarray,
+    after_fare_rise: np.ndarray,
+    passengers: np.ndarray,
+) -> np.ndarray:
+    """features_from_columns as it was written before: every feature column by column."""
+    n = len(plat)
+    out = np.empty((n, N_FEATURES), dtype=np.float32)
+    col = iter(range(N_FEATURES))
+
+    hav = plain_haversine_km(plat, plon, dlat, dlon)
+    east, north = plain_local_km(plat, plon, dlat, dlon)
+    # Project onto the rotated street grid: blocks run along the avenues and streets.
+    along = east * np.sin(GRID_ANGLE) + north * np.cos(GRID_ANGLE)
+    across = east * np.cos(GRID_ANGLE) - north * np.sin(GRID_ANGLE)
+    bearing = np.arctan2(east, north)
+    out[:, next(col)] = hav
+    out[:, next(col)] = np.abs(along) + np.abs(across)
+    out[:, next(col)] = np.log1p(hav)
+    out[:, next(col)] = np.sin(bearing)
+    out[:, next(col)] = np.cos(bearing)
+    out[:, next(col)] = hav < 0.05
+    for values in (plat, plon, dlat, dlon):
+        out[:, next(col)] = values
+
+    hours = hour + minute / 60.0
+    out[:, next(col)] = np.sin(2 * np.pi * hours / 24)
+    out[:, next(col)] = np.cos(2 * np.pi * hours / 24)
+    out[:, next(col)] = np.sin(2 * np.pi * weekday / 7)
+    out[:, next(col)] = np.cos(2 * np.pi * weekday / 7)
+    out[:, next(col)] = weekday >= 5
+    out[:, next(col)] = (hours >= 20) | (hours < 6)
+    out[:, next(col)] = (weekday < 5) & (hours >= 16) & (hours < 20)
+    out[:, next(col)] = np.sin(2 * np.pi * (month - 1) / 12)
+    out[:, next(col)] = np.cos(2 * np.pi * (month - 1) / 12)
+    out[:, next(col)] = year - EPOCH_YEAR + (day_of_year - 1) / 365.25
+    out[:, next(col)] = after_fare_rise
+
+    dist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for place, (lat, lon) in PLACES.items():
+        dp = plain_haversine_km(plat, plon, np.float64(lat), np.float64(lon))
+        dd = plain_haversine_km(dlat, dlon, np.float64(lat), np.float64(lon))
+        dist[place] = (dp, dd)
+        out[:, next(col)] = dp
+        out[:, next(col)] = dd
+    for airport in AIRPORTS:
+        dp, dd = dist[airport]
+        out[:, next(col)] = np.minimum(dp, dd) < AIRPORT_RADIUS_KM
+
+    out[:, next(col)] = passengers
+    assert next(col, None) is None, "every feature column must be filled"
+    return out
 
 
 def reference_compute_features(df: pd.DataFrame) -> np.ndarray:

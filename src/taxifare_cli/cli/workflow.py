@@ -9,7 +9,7 @@ import typer
 
 from taxifare_cli.cli._console import Output
 from taxifare_cli.cli._context import state
-from taxifare_cli.cli._options import DryRun
+from taxifare_cli.cli._options import DryRun, Epochs
 from taxifare_cli.core.vocabulary import EngineName, Policy, RideOrigin
 
 if TYPE_CHECKING:
@@ -44,14 +44,6 @@ MinGain = Annotated[
 EngineOption = Annotated[
     EngineName | None,
     typer.Option("--engine", help="local or prefect (workflow.engine).", case_sensitive=False),
-]
-Epochs = Annotated[
-    int | None,
-    typer.Option(
-        "--epochs",
-        help="Epochs, over which the learning rate decays; early stopping may end sooner (training.epochs).",
-        min=1,
-    ),
 ]
 
 

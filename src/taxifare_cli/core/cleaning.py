@@ -141,12 +141,11 @@ def duplicated_rows(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     numeric and datetime columns that is a few dozen rows in a hundred thousand.
     Equal values hash alike as pandas compares them: 0.0 and -0.0, and any two NaNs.
     """
-    bits = [_hashable_bits(df[c]) for c in columns]
-    if any(b is None for b in bits):  # columns not as the reader makes them: pandas does it all
-        return np.asarray(df.duplicated(subset=columns))
     h = np.zeros(len(df), dtype=np.uint64)
-    for b in bits:
-        assert b is not None
+    for c in columns:
+        b = _hashable_bits(df[c])
+        if b is None:  # a column not as the reader makes it: pandas does it all
+            return np.asarray(df.duplicated(subset=columns))
         h ^= b
         h *= _MIX
         h ^= h >> np.uint64(31)

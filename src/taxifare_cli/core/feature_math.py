@@ -78,26 +78,15 @@ def haversine_km(
 ) -> np.ndarray:
     """Great-circle distance in kilometres, element-wise."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(lon2 - lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def local_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """East and north offsets in km on a flat map around New York."""
-    north = (lat2 - lat1) * 111.2
-    east = (lon2 - lon1) * 111.2 * np.cos(np.radians(40.75))
-    return east, north
+    return _haversine(p1, np.cos(p1), lon1, p2, np.cos(p2), lon2)
 
 
 # Rows per block of the feature kernel: its float64 temporaries (a dozen arrays of this
 # length) then stay in the CPU cache instead of streaming through memory.
 BLOCK_ROWS = 4096
+# A flat map around New York: km per degree of latitude, and the east-west scale.
 _KM_PER_DEG = 111.2
-_COS_NYC = np.cos(np.radians(40.75))  # the east-west scale of `local_km`
+_COS_NYC = np.cos(np.radians(40.75))
 _SIN_GRID, _COS_GRID = np.sin(GRID_ANGLE), np.cos(GRID_ANGLE)
 # Each place as `haversine_km` sees a scalar end: its latitude in radians and the cosine of it.
 _PLACE_ENDS = [
@@ -127,8 +116,9 @@ def features_from_columns(
     Coordinates and passengers are float64; the time parts are integers of the pickup's
     New York wall-clock time (weekday 0 = Monday); `after_fare_rise` is a boolean.
 
-    Every number is the one `reference_features` computes, bit for bit: the same numpy
-    operations on the same float64 values in the same order. Only the schedule differs:
+    Every number is the one a plain column-by-column computation gives, bit for bit (the
+    same numpy operations on the same float64 values in the same order; a test keeps that
+    plain version and compares). Only the schedule differs:
     the calendar columns come from small tables (a day has 1,440 minutes), and the
     distances go through in blocks of rows small enough that their float64 temporaries
     and their part of the result stay in the CPU cache while each column is written.
@@ -143,71 +133,6 @@ def features_from_columns(
         _fill_distances(block, *(c[s:e] for c in coords))
         for k, values in zip(_CALENDAR_COLS, calendar, strict=True):
             block[:, k] = values[s:e]
-    return out
-
-
-def reference_features(
-    plat: np.ndarray,
-    plon: np.ndarray,
-    dlat: np.ndarray,
-    dlon: np.ndarray,
-    *,
-    hour: np.ndarray,
-    minute: np.ndarray,
-    weekday: np.ndarray,
-    month: np.ndarray,
-    year: np.ndarray,
-    day_of_year: np.ndarray,
-    after_fare_rise: np.ndarray,
-    passengers: np.ndarray,
-) -> np.ndarray:
-    """The definition of the features, written plainly (slow): `features_from_columns` must
-    give exactly these float32 numbers (tests compare them bit for bit)."""
-    n = len(plat)
-    out = np.empty((n, N_FEATURES), dtype=np.float32)
-    col = iter(range(N_FEATURES))
-
-    hav = haversine_km(plat, plon, dlat, dlon)
-    east, north = local_km(plat, plon, dlat, dlon)
-    # Project onto the rotated street grid: blocks run along the avenues and streets.
-    along = east * np.sin(GRID_ANGLE) + north * np.cos(GRID_ANGLE)
-    across = east * np.cos(GRID_ANGLE) - north * np.sin(GRID_ANGLE)
-    bearing = np.arctan2(east, north)
-    out[:, next(col)] = hav
-    out[:, next(col)] = np.abs(along) + np.abs(across)
-    out[:, next(col)] = np.log1p(hav)
-    out[:, next(col)] = np.sin(bearing)
-    out[:, next(col)] = np.cos(bearing)
-    out[:, next(col)] = hav < 0.05
-    for values in (plat, plon, dlat, dlon):
-        out[:, next(col)] = values
-
-    hours = hour + minute / 60.0
-    out[:, next(col)] = np.sin(2 * np.pi * hours / 24)
-    out[:, next(col)] = np.cos(2 * np.pi * hours / 24)
-    out[:, next(col)] = np.sin(2 * np.pi * weekday / 7)
-    out[:, next(col)] = np.cos(2 * np.pi * weekday / 7)
-    out[:, next(col)] = weekday >= 5
-    out[:, next(col)] = (hours >= 20) | (hours < 6)
-    out[:, next(col)] = (weekday < 5) & (hours >= 16) & (hours < 20)
-    out[:, next(col)] = np.sin(2 * np.pi * (month - 1) / 12)
-    out[:, next(col)] = np.cos(2 * np.pi * (month - 1) / 12)
-    out[:, next(col)] = year - EPOCH_YEAR + (day_of_year - 1) / 365.25
-    out[:, next(col)] = after_fare_rise
-
-    dist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for place, (lat, lon) in PLACES.items():
-        dp = haversine_km(plat, plon, np.float64(lat), np.float64(lon))
-        dd = haversine_km(dlat, dlon, np.float64(lat), np.float64(lon))
-        dist[place] = (dp, dd)
-        out[:, next(col)] = dp
-        out[:, next(col)] = dd
-    for airport in AIRPORTS:
-        dp, dd = dist[airport]
-        out[:, next(col)] = np.minimum(dp, dd) < AIRPORT_RADIUS_KM
-
-    out[:, next(col)] = passengers
-    assert next(col, None) is None, "every feature column must be filled"
     return out
 
 
@@ -293,15 +218,15 @@ def _fill_distances(
 ) -> None:
     """The distance and place columns of one block of rows of the result.
 
-    The same operations as `haversine_km` and `local_km`, in the same order, with the
-    parts they share computed once: the ends' radians and cosines serve the ride and
-    all five places.
+    The ends' radians and cosines are computed once and serve the ride and all five
+    places; the street-grid offsets are on a flat map around New York.
     """
     p1, p2 = np.radians(plat), np.radians(dlat)
     cp1, cp2 = np.cos(p1), np.cos(p2)
     hav = _haversine(p1, cp1, plon, p2, cp2, dlon)
     north = (dlat - plat) * _KM_PER_DEG
     east = (dlon - plon) * _KM_PER_DEG * _COS_NYC
+    # Project onto the rotated street grid: blocks run along the avenues and streets.
     along = east * _SIN_GRID + north * _COS_GRID
     across = east * _COS_GRID - north * _SIN_GRID
     bearing = np.arctan2(east, north)
@@ -332,11 +257,11 @@ def _haversine(
     p1: np.ndarray,
     cos_p1: np.ndarray,
     lon1: np.ndarray,
-    p2: np.ndarray | np.float64,
-    cos_p2: np.ndarray | np.float64,
-    lon2: np.ndarray | np.float64,
+    p2: np.ndarray | float,
+    cos_p2: np.ndarray | float,
+    lon2: np.ndarray | float,
 ) -> np.ndarray:
-    """`haversine_km` from the ends' radians and cosines, computed as it does."""
+    """Great-circle distance in km from the ends' latitudes in radians, their cosines and longitudes."""
     dphi = p2 - p1
     dlmb = np.radians(lon2 - lon1)
     a = np.sin(dphi / 2) ** 2 + cos_p1 * cos_p2 * np.sin(dlmb / 2) ** 2

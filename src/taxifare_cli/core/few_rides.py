@@ -34,6 +34,11 @@ NEW_YORK_HINT = (
 MIN_FARE = 2.50
 
 
+def fares_of(outputs: np.ndarray) -> np.ndarray:
+    """The fares a network's outputs price at: never below MIN_FARE, in cents (float64)."""
+    return in_cents(np.maximum(outputs, MIN_FARE))
+
+
 def parse_pickup(value: object) -> datetime | None:
     """A pickup time as New York wall-clock time (naive), or None if it is not a time.
 
@@ -182,5 +187,5 @@ def price_few(forward: Forward, rides: RideBatch, rules: CleaningRules = DEFAULT
     fares = np.full(len(rides), np.nan)
     if keep.any():
         priceable = rides if keep.all() else rides.select(keep)
-        fares[keep] = in_cents(np.maximum(forward(features_of(priceable)), MIN_FARE))
+        fares[keep] = fares_of(forward(features_of(priceable)))
     return FewPriced(fares, reasons)

@@ -127,11 +127,10 @@ class DenseNetwork:
             raise ValueError(f"expected rows of {self.n_features} features, got an array of shape {x.shape}")
         out = np.empty((len(x), self.n_outputs), dtype=np.float32)
         scale = self.scale()
-        wide = layers is self._wide
         for start in range(0, len(x), batch_size):
             z = x[start : start + batch_size] - self.mean
             np.divide(z, scale, out=z)
-            h = z.astype(np.float64) if wide else z
+            h = z.astype(layers[0][0].dtype, copy=False)  # the products in the weights' precision
             for (w, b), act in zip(layers, self.activations, strict=True):
                 h = h @ w
                 h += b

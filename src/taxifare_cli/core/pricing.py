@@ -18,10 +18,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from taxifare_cli.core.cents import in_cents
 from taxifare_cli.core.cleaning import CleaningReport, clean_rows
-from taxifare_cli.core.features import N_FEATURES, compute_features
-from taxifare_cli.core.few_rides import MIN_FARE, NEW_YORK_HINT, Forward
+from taxifare_cli.core.features import compute_features
+from taxifare_cli.core.few_rides import MIN_FARE, NEW_YORK_HINT, Forward, fares_of
 from taxifare_cli.core.schema import COORD_COLUMNS
 
 __all__ = [
@@ -85,7 +84,7 @@ class PreparedRides:
     def priced(self, forward: Forward) -> PricedRides:
         fares = np.full(self.rows, np.nan)
         if len(self.kept):
-            fares[self.kept] = in_cents(np.maximum(forward(self.features), MIN_FARE))
+            fares[self.kept] = fares_of(forward(self.features))
         return PricedRides(fares, self.report)
 
 
@@ -96,8 +95,7 @@ def prepare_rides(rides: pd.DataFrame, *, invalid: InvalidRides = "error") -> Pr
     if report.rows_dropped and invalid == "error":
         raise UnpriceableRides(report, len(frame))
     kept = np.flatnonzero(keep)
-    features = compute_features(frame, kept) if len(kept) else np.empty((0, N_FEATURES), dtype=np.float32)
-    return PreparedRides(len(frame), kept, features, report)
+    return PreparedRides(len(frame), kept, compute_features(frame, kept), report)
 
 
 def typed_rides(rides: pd.DataFrame) -> pd.DataFrame:

@@ -130,8 +130,6 @@ def _prepare(chunk: pd.DataFrame, rules: CleaningRules) -> tuple[np.ndarray, np.
     keep, report = clean_rows(chunk, rules)
     rows = np.flatnonzero(keep)
     fares = chunk["fare_amount"].to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-    if len(rows) == 0:
-        return np.empty((0, N_FEATURES), dtype=np.float32), fares.astype(np.float32), report
     return compute_features(chunk, rows), fares.astype(np.float32), report
 
 
