@@ -72,6 +72,19 @@ def test_ride_outside_new_york_exits_4(cli: Cli) -> None:
     r = cli("model", "predict", "--ride", "pickup_datetime=soon", "--ride", "pickup_longitude=-73.9",
             "--ride", "pickup_latitude=40.7", "--ride", "dropoff_longitude=-73.9", "--ride", "dropoff_latitude=40.8")
     one_clear_error(r, 4, "is not a time")
+    nyc = ["--ride", "pickup_latitude=40.7", "--ride", "dropoff_longitude=-73.9", "--ride", "dropoff_latitude=40.8"]
+    r = cli("model", "predict", "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
+            "--ride", "pickup_longitude=west", *nyc)
+    one_clear_error(r, 4, "not a number: pickup_longitude='west'")
+    r = cli("model", "predict", "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
+            "--ride", "pickup_longitude=-73.9", *nyc)
+    assert r.code == 0, r
+    assert "priced by model version 1 (Production)" in r.err
+    assert cli("model", "train", "--size", "1k", "--epochs", "1").code == 0
+    r = cli("model", "predict", "--version", "2", "--ride", "pickup_datetime=2015-01-15 08:30:00 UTC",
+            "--ride", "pickup_longitude=-73.9", *nyc)
+    assert r.code == 0, r
+    assert "priced by model version 2\n" in r.err  # in no stage: nothing in brackets
 
 
 def test_unknown_version_exits_4(cli: Cli) -> None:

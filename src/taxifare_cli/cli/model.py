@@ -154,7 +154,8 @@ def predict(
     if ride:
         res = taxifare.price_ride_fields(ref, ride)
         out.result(res.as_dict(), f"${res.fares[0]:.2f}")
-        out.info(f"priced by model version {res.version.version} ({res.version.stage})")
+        staged = "" if res.version.stage == "None" else f" ({res.version.stage})"
+        out.info(f"priced by model version {res.version.version}{staged}")
         return
     assert input_file is not None
     file_res, frame = taxifare.price_file(ref, input_file, output_file)

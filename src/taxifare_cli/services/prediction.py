@@ -82,10 +82,15 @@ def ride_values(pairs: list[str]) -> dict[str, str]:
 
 
 def _numbers(values: dict[str, str]) -> dict[str, float]:
-    try:
-        return {f: float(values[f]) for f in RIDE_FIELDS if f != "pickup_datetime"}
-    except ValueError as e:
-        raise DataError(f"a ride field is not a number: {e}") from None
+    numbers = {}
+    for f in RIDE_FIELDS:
+        if f == "pickup_datetime":
+            continue
+        try:
+            numbers[f] = float(values[f])
+        except ValueError:
+            raise DataError(f"a ride field is not a number: {f}={values[f]!r}") from None
+    return numbers
 
 
 def _not_a_time(text: str) -> DataError:
